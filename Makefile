@@ -1,0 +1,32 @@
+# Thin wrapper around CMake; CMakeLists.txt is the real build.
+BUILD ?= build
+TYPE ?= Release
+CMAKE_FLAGS ?=
+
+.PHONY: all deps test-deps build run test asan package fuzz clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh build
+
+test-deps:
+	@scripts/install-deps.sh test
+
+build: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(TYPE) $(CMAKE_FLAGS)
+	cmake --build $(BUILD) -j$$(nproc)
+
+run: build
+	$(BUILD)/ringgate -c conf/ringgate.yaml
+
+test: test-deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(TYPE) $(CMAKE_FLAGS)
+	cmake --build $(BUILD) -j$$(nproc)
+	ctest --test-dir $(BUILD) --output-on-failure
+
+package: build
+	cd $(BUILD) && cpack -G DEB && cpack -G RPM
+
+clean:
+	rm -rf $(BUILD) build-*

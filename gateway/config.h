@@ -1,0 +1,102 @@
+/* The configuration: a YAML file (libyaml) turned into one immutable
+ * snapshot. Every problem found is reported as "FILE:LINE:COL: message"
+ * (line and column 1-based); loading goes on after an error so that one run
+ * of `ringgate -t` lists them all. */
+#ifndef RINGGATE_CONFIG_H
+#define RINGGATE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define CONFIG_MAX_ERRORS 64
+
+struct config_errors {
+    size_t count; /* may exceed CONFIG_MAX_ERRORS; only the first are kept */
+    char lines[CONFIG_MAX_ERRORS][320];
+};
+
+struct sockaddr_any {
+    struct sockaddr_storage ss;
+    socklen_t len;
+};
+
+struct limits_conf {
+    uint64_t max_header_bytes; /* default 32KiB */
+    uint64_t max_body_bytes;   /* default 8MiB */
+    uint64_t header_timeout;   /* ms, default 10s */
+    uint64_t idle_timeout;     /* ms, default 60s */
+};
+
+struct listener_conf {
+    char *name;
+    char *listen; /* as written, e.g. "0.0.0.0:8080" */
+    struct sockaddr_any addr;
+};
+
+struct endpoint_conf {
+    char *text; /* as written, e.g. "127.0.0.1:9000" or "origin.local:80" */
+    struct sockaddr_any addr; /* resolved at load */
+};
+
+enum balance { BALANCE_ROUND_ROBIN, BALANCE_LEAST_REQUEST, BALANCE_HASH };
+
+struct upstream_conf {
+    char *name;
+    struct endpoint_conf *endpoints;
+    size_t n_endpoints;
+    enum balance balance;
+    uint64_t connect_timeout; /* ms, default 1s */
+    uint64_t timeout;         /* ms to the first response byte, default 30s */
+    unsigned keepalive;       /* idle pooled connections per endpoint per worker, default 64 */
+    unsigned index;           /* position in config.upstreams */
+};
+
+#define METHOD_BIT(m) (1u << (m)) /* m: enum http_method */
+
+struct route_conf {
+    char *host;         /* NULL: any host */
+    bool host_wildcard; /* host was "*.suffix": host holds ".suffix" */
+    char *prefix;       /* path prefix, default "/" */
+    uint32_t methods;   /* METHOD_BIT set; 0: any method */
+    struct upstream_conf *upstream; /* exactly one of upstream and static_root */
+    char *static_root;  /* absolute, without a trailing slash */
+    bool websocket;
+    char *name;         /* metrics label: "name:" key, else "route<N>" */
+};
+
+struct config {
+    char *path;
+    unsigned workers; /* 0 in the file means one per CPU: resolved at load */
+    uint64_t shutdown_timeout; /* ms, default 10s */
+    struct limits_conf limits;
+    char *access_log;       /* path, "-" (stdout) or NULL (off) */
+    struct sockaddr_any admin;
+    bool has_admin;
+    char *admin_listen;
+    struct listener_conf *listeners;
+    size_t n_listeners;
+    struct upstream_conf *upstreams;
+    size_t n_upstreams;
+    struct route_conf *routes;
+    size_t n_routes;
+};
+
+/* Loads and validates `path`. Returns the snapshot, or NULL with *errors
+ * filled (count > 0). Names are resolved and static roots checked here, on
+ * the calling (main) thread. */
+struct config *config_load(const char *path, struct config_errors *errors);
+
+/* Same, from text in memory; `path` names it in error lines. */
+struct config *config_load_string(const char *path, const char *text, size_t len,
+                                  struct config_errors *errors);
+
+void config_free(struct config *cfg);
+
+/* Parses "host:port", "[v6]:port" or "*:port" into addr; names resolved
+ * (blocking: for the main thread). 0 or -1 with a message in err. */
+int config_parse_address(const char *text, struct sockaddr_any *addr, char *err,
+                         size_t err_size);
+
+#endif

@@ -1,0 +1,603 @@
+/* A client connection: reading request heads, routing, answering errors
+ * and static files itself, handing the rest to proxy.c, keep-alive and
+ * pipelining (requests are taken one at a time, so answers go out in
+ * order), timeouts, and closing politely. */
+#include "conn.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "reply.h"
+#include "router.h"
+#include "static.h"
+
+#define LINGER_MS 2000
+#define FILE_CHUNK BUF_BLOCK
+
+#define conn_of_timer(t) ((struct conn *)((char *)(t) - offsetof(struct conn, timer)))
+
+static void process_head(struct conn *c);
+
+void outmsg_reset(struct outmsg *m)
+{
+    memset(&m->msg, 0, sizeof(m->msg));
+    m->msg.msg_iov = m->iov;
+    m->left = 0;
+}
+
+void outmsg_add(struct outmsg *m, const void *p, size_t n)
+{
+    if (n == 0)
+        return;
+    m->iov[m->msg.msg_iovlen].iov_base = (void *)p;
+    m->iov[m->msg.msg_iovlen].iov_len = n;
+    m->msg.msg_iovlen++;
+    m->left += n;
+}
+
+bool outmsg_advance(struct outmsg *m, size_t n)
+{
+    m->left -= n;
+    while (n && m->msg.msg_iovlen) {
+        struct iovec *v = m->msg.msg_iov;
+        size_t step = n < v->iov_len ? n : v->iov_len;
+
+        v->iov_base = (char *)v->iov_base + step;
+        v->iov_len -= step;
+        n -= step;
+        if (v->iov_len == 0) {
+            m->msg.msg_iov++;
+            m->msg.msg_iovlen--;
+        }
+    }
+    return m->left == 0;
+}
+
+static void peer_format(struct conn *c)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+
+    c->peer_ip[0] = '\0';
+    if (getpeername(c->fd, (struct sockaddr *)&ss, &len) < 0)
+        return;
+    if (ss.ss_family == AF_INET) {
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, c->peer_ip, sizeof(c->peer_ip));
+    } else if (ss.ss_family == AF_INET6) {
+        const struct in6_addr *a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(a))
+            inet_ntop(AF_INET, &a->s6_addr[12], c->peer_ip, sizeof(c->peer_ip));
+        else
+            inet_ntop(AF_INET6, a, c->peer_ip, sizeof(c->peer_ip));
+    }
+}
+
+static size_t head_limit(const struct conn *c)
+{
+    return c->w->cfg->limits.max_header_bytes + BUF_BLOCK;
+}
+
+void conn_accept(struct worker *w, struct listen_socket *ls, int fd)
+{
+    struct conn *c = aligned_alloc(16, sizeof(*c));
+    int one = 1;
+
+    if (!c) {
+        close(fd);
+        return;
+    }
+    memset(c, 0, sizeof(*c));
+    c->w = w;
+    c->fd = fd;
+    c->listener = ls->conf;
+    c->file_fd = -1;
+    c->state = CS_HEAD;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    peer_format(c);
+    c->next = w->conns;
+    if (w->conns)
+        w->conns->prev = c;
+    w->conns = c;
+    w->n_conns++;
+    timer_arm(&w->timers, &c->timer, w->now + w->cfg->limits.header_timeout);
+    conn_arm_recv(c);
+}
+
+static void conn_free(struct conn *c)
+{
+    struct worker *w = c->w;
+
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        w->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    w->n_conns--;
+    close(c->fd);
+    buf_free(&c->in, &w->pool);
+    buf_free(&c->out, &w->pool);
+    free(c);
+}
+
+void conn_close(struct conn *c)
+{
+    if (c->closing)
+        return;
+    c->closing = true;
+    timer_disarm(&c->timer);
+    if (c->up)
+        proxy_abort(c);
+    if (c->file_fd >= 0) {
+        close(c->file_fd);
+        c->file_fd = -1;
+    }
+    if (c->pending == 0)
+        conn_free(c);
+    else
+        shutdown(c->fd, SHUT_RDWR); /* completes the operations in the ring */
+}
+
+void conn_arm_recv(struct conn *c)
+{
+    struct io_uring_sqe *sqe;
+    size_t room;
+
+    if (c->recv_armed || c->closing)
+        return;
+    room = buf_reserve(&c->in, &c->w->pool, 4096, head_limit(c));
+    if (room == 0) {
+        conn_close(c);
+        return;
+    }
+    sqe = worker_sqe(c->w);
+    io_uring_prep_recv(sqe, c->fd, NULL, room < BUF_BLOCK ? room : BUF_BLOCK, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = 0;
+    io_uring_sqe_set_data64(sqe, op_data(c, OP_CLIENT_RECV));
+    c->recv_armed = true;
+    c->pending++;
+}
+
+void conn_send(struct conn *c)
+{
+    struct io_uring_sqe *sqe = worker_sqe(c->w);
+
+    io_uring_prep_sendmsg(sqe, c->fd, &c->om.msg, MSG_NOSIGNAL);
+    io_uring_sqe_set_data64(sqe, op_data(c, OP_CLIENT_SEND));
+    c->send_armed = true;
+    c->pending++;
+}
+
+/* Connection: close. Stop writing, then read and drop what the client
+ * still sends for a while, so that closing with unread input does not
+ * reset the connection before the client has read our answer. */
+static void conn_linger(struct conn *c)
+{
+    c->state = CS_LINGER;
+    shutdown(c->fd, SHUT_WR);
+    buf_free(&c->out, &c->w->pool);
+    c->in.start = c->in.end = 0;
+    timer_arm(&c->w->timers, &c->timer, c->w->now + LINGER_MS);
+    conn_arm_recv(c);
+}
+
+static void send_out_buffer(struct conn *c)
+{
+    outmsg_reset(&c->om);
+    outmsg_add(&c->om, buf_head(&c->out), buf_len(&c->out));
+    timer_arm(&c->w->timers, &c->timer, c->w->now + c->w->cfg->limits.idle_timeout);
+    conn_send(c);
+}
+
+void conn_respond_error(struct conn *c, int status, const char *message)
+{
+    size_t room = buf_reserve(&c->out, &c->w->pool, 2048, BUF_BLOCK * 4);
+    size_t n;
+
+    c->state = CS_RESPOND;
+    c->status = status;
+    if (c->req_body.in != HTTP_BODY_NONE && !c->req_body.done)
+        c->keep_alive = false; /* the unread body would be taken for a request */
+    if (status == 400 || status == 408 || status == 431 || status >= 500)
+        c->keep_alive = false;
+    if (c->w->draining)
+        c->keep_alive = false;
+    n = reply_error(buf_tail(&c->out), room, status, message, c->keep_alive, NULL);
+    c->out.end += n;
+    send_out_buffer(c);
+}
+
+static void exchange_reset(struct conn *c)
+{
+    c->route = NULL;
+    c->up = NULL;
+    c->status = 0;
+    c->attempts = 0;
+    c->req_sent = c->resp_head = c->resp_started = c->up_reusable = false;
+    c->expect_continue = false;
+    memset(&c->req_body, 0, sizeof(c->req_body));
+    c->req_body.done = true;
+    memset(&c->resp_body, 0, sizeof(c->resp_body));
+    c->consume_after_send = 0;
+}
+
+void conn_exchange_done(struct conn *c)
+{
+    struct worker *w = c->w;
+
+    c->requests++;
+    buf_free(&c->out, &w->pool);
+    if (c->file_fd >= 0) {
+        close(c->file_fd);
+        c->file_fd = -1;
+    }
+    if (!c->keep_alive || w->draining) {
+        exchange_reset(c);
+        conn_linger(c);
+        return;
+    }
+    exchange_reset(c);
+    c->state = CS_HEAD;
+    c->got_bytes = buf_len(&c->in) > 0;
+    if (c->got_bytes) {
+        timer_arm(&w->timers, &c->timer, w->now + w->cfg->limits.header_timeout);
+        process_head(c);
+        return;
+    }
+    buf_release(&c->in, &w->pool); /* idle: hold no buffer */
+    timer_arm(&w->timers, &c->timer, w->now + w->cfg->limits.idle_timeout);
+    conn_arm_recv(c);
+}
+
+void conn_close_if_idle(struct conn *c)
+{
+    if (c->state == CS_HEAD && !c->got_bytes)
+        conn_close(c);
+}
+
+/* ---- static files ---- */
+
+static void file_read_next(struct conn *c)
+{
+    uint64_t left = c->file_end - c->file_off;
+    size_t room = buf_reserve(&c->out, &c->w->pool, FILE_CHUNK, BUF_BLOCK * 4);
+    struct io_uring_sqe *sqe;
+
+    if (room > left)
+        room = (size_t)left;
+    sqe = worker_sqe(c->w);
+    io_uring_prep_read(sqe, c->file_fd, buf_tail(&c->out), (unsigned)room, c->file_off);
+    io_uring_sqe_set_data64(sqe, op_data(c, OP_FILE_READ));
+    c->pending++;
+}
+
+static void on_file_read(struct conn *c, int res)
+{
+    if (res <= 0) { /* the file shrank under us: the length is already sent */
+        log_warn("static file read: %s", res < 0 ? strerror(-res) : "unexpected end of file");
+        conn_close(c);
+        return;
+    }
+    c->out.end += (size_t)res;
+    c->file_off += (uint64_t)res;
+    send_out_buffer(c);
+}
+
+static void on_respond_sent(struct conn *c)
+{
+    buf_consume(&c->out, buf_len(&c->out));
+    if (c->file_fd >= 0 && c->file_off < c->file_end) {
+        file_read_next(c);
+        return;
+    }
+    conn_exchange_done(c);
+}
+
+static int open_static(struct conn *c, const struct http_request *req, char *path,
+                       size_t path_size, struct stat *st)
+{
+    int n = static_map_path(c->route->static_root, req->path.p, req->path.len, path, path_size);
+    int fd;
+
+    if (n == STATIC_BAD_PATH)
+        return 400;
+    if (n == STATIC_TOO_LONG)
+        return 414;
+    /* O_NOFOLLOW: a symlink planted under the root must not lead out of it. */
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0)
+        return errno == EACCES ? 403 : 404;
+    if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode)) {
+        close(fd);
+        return S_ISDIR(st->st_mode) ? 301 : 404;
+    }
+    c->file_fd = fd;
+    return 200;
+}
+
+static bool not_modified_since(const struct http_request *req, const struct stat *st)
+{
+    const struct http_header *h =
+        http1_find_header(req->headers, req->n_headers, "if-modified-since");
+    int64_t since;
+
+    if (!h || http_date_parse(h->value.p, h->value.len, &since) < 0)
+        return false;
+    return (int64_t)st->st_mtime <= since;
+}
+
+static void serve_static(struct conn *c, const struct http_request *req)
+{
+    char path[4096], date[32], head[1024];
+    const struct http_header *range;
+    uint64_t first = 0, last = 0;
+    enum range_result rr = RANGE_NONE;
+    struct stat st;
+    int status, n;
+
+    if (req->method_id != HTTP_GET && req->method_id != HTTP_HEAD) {
+        conn_respond_error(c, 405, "static files answer GET and HEAD only");
+        return;
+    }
+    status = open_static(c, req, path, sizeof(path), &st);
+    if (status == 301) {
+        n = snprintf(head, sizeof(head),
+                     "HTTP/1.1 301 Moved Permanently\r\nLocation: %.*s/\r\n"
+                     "Content-Length: 0\r\n%s\r\n",
+                     (int)req->path.len, req->path.p, c->keep_alive ? "" : "Connection: close\r\n");
+        goto send_head;
+    }
+    if (status != 200) {
+        conn_respond_error(c, status,
+                           status == 404   ? "no such file"
+                           : status == 403 ? "file not readable"
+                           : status == 414 ? "path too long"
+                                           : "invalid path");
+        return;
+    }
+    http_date_format(date, st.st_mtime);
+    if (not_modified_since(req, &st)) {
+        status = 304;
+        n = snprintf(head, sizeof(head), "HTTP/1.1 304 Not Modified\r\nLast-Modified: %s\r\n%s\r\n",
+                     date, c->keep_alive ? "" : "Connection: close\r\n");
+        goto send_head;
+    }
+    range = http1_find_header(req->headers, req->n_headers, "range");
+    if (range)
+        rr = static_parse_range(range->value.p, range->value.len, (uint64_t)st.st_size, &first,
+                                &last);
+    if (rr == RANGE_UNSATISFIABLE) {
+        char extra[64];
+        snprintf(extra, sizeof(extra), "Content-Range: bytes */%lld\r\n", (long long)st.st_size);
+        c->state = CS_RESPOND;
+        c->status = 416;
+        n = (int)reply_error(head, sizeof(head), 416, "range not satisfiable", c->keep_alive,
+                             extra);
+        goto send_head;
+    }
+    if (rr == RANGE_NONE) {
+        first = 0;
+        last = st.st_size ? (uint64_t)st.st_size - 1 : 0;
+    }
+    status = rr == RANGE_OK ? 206 : 200;
+    c->file_off = first;
+    c->file_end = st.st_size ? last + 1 : 0;
+    n = snprintf(head, sizeof(head),
+                 "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %llu\r\n"
+                 "Last-Modified: %s\r\nAccept-Ranges: bytes\r\n",
+                 status, http_reason(status), static_content_type(path),
+                 (unsigned long long)(c->file_end - c->file_off), date);
+    if (status == 206)
+        n += snprintf(head + n, sizeof(head) - (size_t)n, "Content-Range: bytes %llu-%llu/%lld\r\n",
+                      (unsigned long long)first, (unsigned long long)last, (long long)st.st_size);
+    n += snprintf(head + n, sizeof(head) - (size_t)n, "%s\r\n",
+                  c->keep_alive ? "" : "Connection: close\r\n");
+    if (req->method_id == HTTP_HEAD)
+        c->file_end = c->file_off;
+send_head:
+    c->state = CS_RESPOND;
+    c->status = status;
+    if (c->file_fd >= 0 && c->file_off >= c->file_end) {
+        close(c->file_fd);
+        c->file_fd = -1;
+    }
+    buf_append(&c->out, &c->w->pool, head, (size_t)n, BUF_BLOCK * 4);
+    send_out_buffer(c);
+}
+
+/* ---- request heads ---- */
+
+static void start_exchange(struct conn *c, const struct http_request *req)
+{
+    exchange_reset(c);
+    c->cfg = c->w->cfg;
+    c->method = req->method_id;
+    c->minor_version = req->minor_version;
+    c->keep_alive = req->keep_alive && !c->w->draining;
+    c->expect_continue = req->expect_continue;
+    c->started = c->w->now;
+    c->req_body.in = req->body;
+    c->req_body.remaining = req->content_length;
+    c->req_body.done = req->body == HTTP_BODY_NONE ||
+                       (req->body == HTTP_BODY_LENGTH && req->content_length == 0);
+    c->req_body.out_chunked = req->body == HTTP_BODY_CHUNKED;
+}
+
+static void route_request(struct conn *c, const struct http_request *req)
+{
+    const struct limits_conf *lim = &c->w->cfg->limits;
+
+    if (req->body == HTTP_BODY_LENGTH && req->content_length > lim->max_body_bytes) {
+        conn_respond_error(c, 413, "request body is larger than limits.max_body_bytes");
+        return;
+    }
+    c->route = router_match(c->w->cfg, req->host, req->path, req->method_id);
+    if (!c->route) {
+        conn_respond_error(c, 404, "no route matches this request");
+        return;
+    }
+    if (c->route->static_root) {
+        if (!c->req_body.done) {
+            conn_respond_error(c, 405, "static files take no request body");
+            return;
+        }
+        serve_static(c, req);
+        return;
+    }
+    proxy_start(c, req);
+}
+
+static void process_head(struct conn *c)
+{
+    const struct limits_conf *lim = &c->w->cfg->limits;
+    struct http_request req;
+    struct http_error err;
+    int n = http1_parse_request(buf_head(&c->in), buf_len(&c->in), &req, &err);
+
+    if (n == HTTP_INCOMPLETE) {
+        if (buf_len(&c->in) > lim->max_header_bytes) {
+            conn_respond_error(c, 431, "request header section is larger than "
+                                       "limits.max_header_bytes");
+            return;
+        }
+        conn_arm_recv(c);
+        return;
+    }
+    if (n == HTTP_ERROR) {
+        exchange_reset(c);
+        c->keep_alive = false;
+        conn_respond_error(c, err.status, err.message);
+        return;
+    }
+    start_exchange(c, &req);
+    if ((size_t)n > lim->max_header_bytes) {
+        c->keep_alive = false;
+        conn_respond_error(c, 431, "request header section is larger than "
+                                   "limits.max_header_bytes");
+        return;
+    }
+    /* Consumed before use: what follows the head is body or the next
+     * request. req still points into c->in, which stays where it is
+     * until the next receive is armed. */
+    buf_consume(&c->in, (size_t)n);
+    route_request(c, &req);
+}
+
+/* ---- completions ---- */
+
+static void on_recv(struct conn *c, struct io_uring_cqe *cqe)
+{
+    int res = cqe->res;
+
+    c->recv_armed = false;
+    if (cqe->flags & IORING_CQE_F_BUFFER) {
+        unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+
+        if (res > 0 && !c->closing && c->state != CS_LINGER)
+            buf_append(&c->in, &c->w->pool, worker_buffer(c->w, bid), (size_t)res,
+                       head_limit(c));
+        worker_recycle_buffer(c->w, bid);
+    }
+    if (c->closing)
+        return;
+    if (res == -ENOBUFS) {
+        conn_arm_recv(c);
+        return;
+    }
+    if (res <= 0) {
+        conn_close(c);
+        return;
+    }
+    switch (c->state) {
+    case CS_HEAD:
+        if (!c->got_bytes) {
+            c->got_bytes = true;
+            timer_arm(&c->w->timers, &c->timer, c->w->now + c->w->cfg->limits.header_timeout);
+        }
+        process_head(c);
+        break;
+    case CS_PROXY:
+        proxy_on_client_data(c);
+        break;
+    case CS_LINGER:
+        conn_arm_recv(c);
+        break;
+    case CS_RESPOND:
+        break;
+    }
+}
+
+static void on_send(struct conn *c, int res)
+{
+    c->send_armed = false;
+    if (c->closing)
+        return;
+    if (res <= 0) {
+        conn_close(c);
+        return;
+    }
+    if (!outmsg_advance(&c->om, (size_t)res)) {
+        conn_send(c);
+        return;
+    }
+    if (c->state == CS_PROXY)
+        proxy_on_client_sent(c);
+    else if (c->state == CS_RESPOND)
+        on_respond_sent(c);
+}
+
+/* The operation stays counted in `pending` until its handler returns, so
+ * that nothing the handler calls can free the connection under it. */
+void conn_on_cqe(struct conn *c, enum op op, struct io_uring_cqe *cqe)
+{
+    switch (op) {
+    case OP_CLIENT_RECV:
+        on_recv(c, cqe);
+        break;
+    case OP_CLIENT_SEND:
+        on_send(c, cqe->res);
+        break;
+    case OP_FILE_READ:
+        if (!c->closing)
+            on_file_read(c, cqe->res);
+        break;
+    default:
+        break;
+    }
+    if (--c->pending == 0 && c->closing)
+        conn_free(c);
+}
+
+void conn_on_timer(struct timer *t)
+{
+    struct conn *c = conn_of_timer(t);
+
+    switch (c->state) {
+    case CS_HEAD:
+        if (c->got_bytes || c->requests == 0) {
+            c->keep_alive = false;
+            conn_respond_error(c, 408, "request head not received within "
+                                       "limits.header_timeout");
+        } else {
+            conn_close(c);
+        }
+        break;
+    case CS_PROXY:
+        proxy_on_timeout(c);
+        break;
+    case CS_RESPOND:
+    case CS_LINGER:
+        conn_close(c);
+        break;
+    }
+}

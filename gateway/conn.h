@@ -1,0 +1,153 @@
+/* Client and upstream connections, and the exchange of one request between
+ * them. Shared by conn.c (client side, own answers, static files), proxy.c
+ * (forwarding a request and relaying the answer) and upstream.c
+ * (connections to origins and their pools). Not a public interface. */
+#ifndef RINGGATE_CONN_H
+#define RINGGATE_CONN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include "buf.h"
+#include "config.h"
+#include "http1.h"
+#include "timer.h"
+#include "worker.h"
+
+/* A gather list being sent, possibly over several partial sends. */
+struct outmsg {
+    struct msghdr msg;
+    struct iovec iov[6];
+    size_t left; /* bytes not yet sent */
+};
+
+void outmsg_reset(struct outmsg *m);
+void outmsg_add(struct outmsg *m, const void *p, size_t n);
+/* Accounts for n bytes sent; true when everything has gone. */
+bool outmsg_advance(struct outmsg *m, size_t n);
+
+/* How a body travels from one side to the other. */
+struct body_relay {
+    enum http_body in;     /* framing on the receiving side */
+    uint64_t remaining;    /* LENGTH: bytes still to come */
+    uint64_t total;        /* decoded bytes so far */
+    struct chunked_decoder dec;
+    bool out_chunked;      /* re-frame as chunks on the sending side */
+    bool done;
+    char size_line[20];
+};
+
+enum conn_state {
+    CS_HEAD,    /* reading a request head, or idle between requests */
+    CS_PROXY,   /* exchanging with an upstream */
+    CS_RESPOND, /* sending an answer of our own or a file */
+    CS_LINGER,  /* answer sent, Connection: close: draining input before close */
+};
+
+struct upconn;
+
+struct conn {
+    struct worker *w;
+    int fd;
+    const struct listener_conf *listener;
+    char peer_ip[46];
+    struct conn *prev, *next; /* worker->conns */
+    struct timer timer;
+    int pending; /* operations in the ring */
+    bool closing;
+    bool recv_armed;
+    bool send_armed;
+    enum conn_state state;
+    struct buf in;  /* bytes from the client */
+    struct buf out; /* own answers and response heads */
+    struct outmsg om;
+    size_t consume_after_send; /* bytes of the relay source to drop once sent */
+    unsigned requests;
+    bool got_bytes; /* some of the current request has arrived */
+
+    /* The current exchange. */
+    const struct config *cfg;
+    const struct route_conf *route;
+    enum http_method method;
+    int minor_version;
+    bool keep_alive;
+    bool expect_continue;
+    char request_id[40];
+    uint64_t started;
+    int status;
+
+    struct body_relay req_body;
+    struct upconn *up;
+    unsigned attempts;
+    bool req_sent;     /* the whole request has gone upstream */
+    bool resp_head;    /* the response head has been parsed */
+    bool resp_started; /* some of the response has gone to the client */
+    bool up_reusable;  /* the origin keeps the connection after this response */
+    struct body_relay resp_body;
+
+    int file_fd;
+    uint64_t file_off, file_end;
+} __attribute__((aligned(16)));
+
+struct upstream_state;
+
+struct upconn {
+    struct worker *w;
+    int fd;
+    struct upstream_state *us;
+    unsigned ep; /* index into the upstream's endpoints */
+    struct conn *client; /* NULL while pooled */
+    struct upconn *next; /* pool list */
+    int pending;
+    bool closing;
+    bool connected;
+    bool reused;
+    bool recv_armed;
+    bool eof;
+    struct buf in;
+    struct buf out;
+    struct outmsg om;
+    struct __kernel_timespec connect_timeout;
+} __attribute__((aligned(16)));
+
+/* conn.c */
+void conn_accept(struct worker *w, struct listen_socket *ls, int fd);
+void conn_on_cqe(struct conn *c, enum op op, struct io_uring_cqe *cqe);
+void conn_on_timer(struct timer *t);
+void conn_close(struct conn *c);
+void conn_arm_recv(struct conn *c);
+void conn_send(struct conn *c);
+void conn_respond_error(struct conn *c, int status, const char *message);
+void conn_exchange_done(struct conn *c);
+/* Graceful drain: close the connection if it sits idle between requests. */
+void conn_close_if_idle(struct conn *c);
+
+/* proxy.c */
+void proxy_start(struct conn *c, const struct http_request *req);
+void proxy_on_client_data(struct conn *c);
+void proxy_on_client_sent(struct conn *c);
+void proxy_on_upstream_connected(struct conn *c, int res);
+void proxy_on_upstream_sent(struct conn *c, int res);
+void proxy_on_upstream_data(struct conn *c, int res);
+void proxy_on_timeout(struct conn *c);
+void proxy_abort(struct conn *c);
+/* Decodes the body bytes at the head of src and queues them (re-framed)
+ * on m; the caller drops `consume` bytes of src once they are sent. `eof`:
+ * the sender has closed (ends a read-to-close body). *error is set on a
+ * malformed chunked body. */
+void body_relay_take(struct body_relay *r, struct buf *src, bool eof, struct outmsg *m,
+                     size_t *consume, int *error);
+
+/* upstream.c */
+void upstreams_init(struct worker *w);
+void upstreams_destroy(struct worker *w);
+struct upconn *upstream_acquire(struct worker *w, const struct upstream_conf *u);
+void upstream_release(struct upconn *up, bool reusable);
+void upstream_send(struct upconn *up);
+void upstream_arm_recv(struct upconn *up);
+void upstream_on_cqe(struct upconn *up, enum op op, struct io_uring_cqe *cqe);
+const char *upstream_endpoint_name(const struct upconn *up);
+
+#endif

@@ -1,0 +1,133 @@
+/* ringgate: command line, start-up, signals. The main thread loads the
+ * configuration, starts the workers and then only waits for signals. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "version.h"
+#include "worker.h"
+
+#define DEFAULT_CONFIG "/etc/ringgate/ringgate.yaml"
+
+static void usage(FILE *to)
+{
+    fprintf(to, "usage: ringgate [-c FILE] [-t] [-V]\n"
+                "  -c FILE  configuration file (default " DEFAULT_CONFIG ")\n"
+                "  -t       check the configuration and exit (0 valid, 1 not)\n"
+                "  -V       print the version and TLS library, and exit\n");
+}
+
+static void print_errors(const struct config_errors *errors)
+{
+    size_t shown = errors->count < CONFIG_MAX_ERRORS ? errors->count : CONFIG_MAX_ERRORS;
+
+    for (size_t i = 0; i < shown; i++)
+        fprintf(stderr, "%s\n", errors->lines[i]);
+    if (errors->count > shown)
+        fprintf(stderr, "(%zu more errors not shown)\n", errors->count - shown);
+}
+
+static int run(const struct config *cfg)
+{
+    struct worker *workers = calloc(cfg->workers, sizeof(*workers));
+    unsigned started = 0;
+    char err[256];
+    sigset_t signals;
+    int sig, status = 0;
+
+    if (worker_probe_kernel(err, sizeof(err)) < 0) {
+        log_error("cannot start: %s", err);
+        return 1;
+    }
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGHUP);
+    sigaddset(&signals, SIGUSR1);
+    sigaddset(&signals, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &signals, NULL); /* inherited by the workers */
+
+    for (; started < cfg->workers; started++) {
+        int ret = worker_init(&workers[started], started, cfg, err, sizeof(err));
+        if (ret == 0)
+            ret = worker_start(&workers[started]);
+        else
+            log_error("cannot start: %s", err);
+        if (ret < 0) {
+            worker_destroy(&workers[started]);
+            status = 1;
+            break;
+        }
+    }
+    if (status == 0)
+        log_info("ringgate %s started: %u workers, %zu listeners", ringgate_version(),
+                 cfg->workers, cfg->n_listeners);
+    while (status == 0) {
+        if (sigwait(&signals, &sig) != 0)
+            continue;
+        if (sig == SIGTERM || sig == SIGINT) {
+            log_info("signal %d: draining (up to %llu ms)", sig,
+                     (unsigned long long)cfg->shutdown_timeout);
+            break;
+        }
+        if (sig == SIGHUP)
+            log_warn("SIGHUP: configuration reload is not available in this build yet");
+    }
+    atomic_store(&workers_stop, true);
+    for (unsigned i = 0; i < started; i++) {
+        worker_join(&workers[i]);
+        worker_destroy(&workers[i]);
+    }
+    free(workers);
+    if (status == 0)
+        log_info("stopped");
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    const char *path = DEFAULT_CONFIG;
+    bool check_only = false;
+    struct config_errors errors;
+    struct config *cfg;
+    int opt, status;
+
+    while ((opt = getopt(argc, argv, "c:tVh")) != -1) {
+        switch (opt) {
+        case 'c':
+            path = optarg;
+            break;
+        case 't':
+            check_only = true;
+            break;
+        case 'V':
+            printf("ringgate %s (TLS: %s)\n", ringgate_version(), ringgate_tls_library());
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    memset(&errors, 0, sizeof(errors));
+    cfg = config_load(path, &errors);
+    if (!cfg) {
+        print_errors(&errors);
+        return 1;
+    }
+    if (check_only) {
+        fprintf(stderr, "%s: configuration is valid\n", path);
+        config_free(cfg);
+        return 0;
+    }
+    status = run(cfg);
+    config_free(cfg);
+    return status;
+}

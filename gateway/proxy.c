@@ -1,0 +1,555 @@
+/* Forwarding one request to an origin and relaying its answer.
+ *
+ * The exchange is a relay in one direction at a time: the request head and
+ * body go up (each receive from the client waits until the previous bytes
+ * have been sent: the client is slowed to the origin's pace, never
+ * buffered in full), then the response comes down the same way. Bodies are
+ * decoded as they pass and re-framed, so a malformed chunked body is
+ * caught here and never reaches the other side. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include "conn.h"
+#include "log.h"
+#include "reply.h"
+
+#define UP_HEAD_LIMIT (64 * 1024)
+
+static const char last_chunk[] = "0\r\n\r\n";
+
+void body_relay_take(struct body_relay *r, struct buf *src, bool eof, struct outmsg *m,
+                     size_t *consume, int *error)
+{
+    char *p = buf_head(src);
+    size_t avail = buf_len(src), data_len = 0;
+
+    *consume = 0;
+    *error = 0;
+    if (r->done)
+        return;
+    switch (r->in) {
+    case HTTP_BODY_NONE:
+        r->done = true;
+        return;
+    case HTTP_BODY_LENGTH:
+        data_len = avail < r->remaining ? avail : (size_t)r->remaining;
+        r->remaining -= data_len;
+        *consume = data_len;
+        r->done = r->remaining == 0;
+        break;
+    case HTTP_BODY_TO_EOF:
+        data_len = avail;
+        *consume = avail;
+        r->done = eof;
+        break;
+    case HTTP_BODY_CHUNKED: {
+        size_t len = avail;
+        int rc = chunked_decode(&r->dec, p, &len, &data_len);
+
+        if (rc == HTTP_ERROR) {
+            *error = 1;
+            return;
+        }
+        *consume = len;
+        r->done = rc == CHUNKED_DONE;
+        break;
+    }
+    }
+    r->total += data_len;
+    if (data_len && r->out_chunked) {
+        outmsg_add(m, r->size_line, chunked_size_line(r->size_line, data_len));
+        outmsg_add(m, p, data_len);
+        outmsg_add(m, "\r\n", 2);
+    } else {
+        outmsg_add(m, p, data_len);
+    }
+    if (r->done && r->out_chunked)
+        outmsg_add(m, last_chunk, sizeof(last_chunk) - 1);
+}
+
+/* ---- the request head sent upstream ---- */
+
+static bool named_in_connection(const struct http_request *req, struct http_str name)
+{
+    char token[64];
+
+    if (name.len >= sizeof(token))
+        return false;
+    memcpy(token, name.p, name.len);
+    token[name.len] = '\0';
+    for (size_t i = 0; i < req->n_headers; i++) {
+        const struct http_header *h = &req->headers[i];
+        if (h->name.len == 10 && strncasecmp(h->name.p, "connection", 10) == 0 &&
+            http1_has_token(h->value, token))
+            return true;
+    }
+    return false;
+}
+
+static bool name_is(struct http_str name, const char *lower)
+{
+    return name.len == strlen(lower) && strncasecmp(name.p, lower, name.len) == 0;
+}
+
+/* Headers the gateway sets itself, or that describe this hop only. */
+static bool dropped_upstream(const struct http_request *req, struct http_str name)
+{
+    return http1_is_hop_by_hop(name) || name_is(name, "content-length") ||
+           name_is(name, "expect") || name_is(name, "x-forwarded-for") ||
+           name_is(name, "x-forwarded-proto") || name_is(name, "x-forwarded-host") ||
+           name_is(name, "x-request-id") || named_in_connection(req, name);
+}
+
+static bool request_id_valid(struct http_str v)
+{
+    if (v.len == 0 || v.len > 128)
+        return false;
+    for (size_t i = 0; i < v.len; i++) {
+        char ch = v.p[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '-' || ch == '_' || ch == '.' || ch == ':'))
+            return false;
+    }
+    return true;
+}
+
+static uint64_t next_random(struct worker *w)
+{
+    /* xorshift64*: request ids need to be unique, not secret. */
+    w->rng ^= w->rng >> 12;
+    w->rng ^= w->rng << 25;
+    w->rng ^= w->rng >> 27;
+    return w->rng * 0x2545F4914F6CDD1DULL;
+}
+
+static void request_id_set(struct conn *c, const struct http_request *req)
+{
+    const struct http_header *h = http1_find_header(req->headers, req->n_headers, "x-request-id");
+
+    if (h && request_id_valid(h->value)) {
+        snprintf(c->request_id, sizeof(c->request_id), "%.*s", (int)h->value.len, h->value.p);
+        return;
+    }
+    snprintf(c->request_id, sizeof(c->request_id), "%016llx%016llx",
+             (unsigned long long)next_random(c->w), (unsigned long long)next_random(c->w));
+}
+
+static bool put(struct buf *b, struct buf_pool *pool, const char *p, size_t n)
+{
+    return buf_append(b, pool, p, n, UP_HEAD_LIMIT * 2);
+}
+
+static bool put_str(struct buf *b, struct buf_pool *pool, struct http_str s)
+{
+    return put(b, pool, s.p, s.len);
+}
+
+static bool build_request_head(struct conn *c, const struct http_request *req, struct buf *out)
+{
+    struct buf_pool *pool = &c->w->pool;
+    const struct http_header *host = http1_find_header(req->headers, req->n_headers, "host");
+    char line[256];
+    bool ok = true, first_xff = true;
+    int n;
+
+    ok &= put_str(out, pool, req->method);
+    ok &= put(out, pool, " ", 1);
+    ok &= put_str(out, pool, req->target);
+    ok &= put(out, pool, " HTTP/1.1\r\n", 11);
+    for (size_t i = 0; i < req->n_headers; i++) {
+        const struct http_header *h = &req->headers[i];
+        if (dropped_upstream(req, h->name))
+            continue;
+        ok &= put_str(out, pool, h->name);
+        ok &= put(out, pool, ": ", 2);
+        ok &= put_str(out, pool, h->value);
+        ok &= put(out, pool, "\r\n", 2);
+    }
+    ok &= put(out, pool, "X-Forwarded-For: ", 17);
+    for (size_t i = 0; i < req->n_headers; i++) {
+        const struct http_header *h = &req->headers[i];
+        if (!name_is(h->name, "x-forwarded-for") || h->value.len == 0)
+            continue;
+        if (!first_xff)
+            ok &= put(out, pool, ", ", 2);
+        ok &= put_str(out, pool, h->value);
+        first_xff = false;
+    }
+    n = snprintf(line, sizeof(line), "%s%s\r\nX-Forwarded-Proto: http\r\nX-Request-Id: %s\r\n",
+                 first_xff ? "" : ", ", c->peer_ip, c->request_id);
+    ok &= put(out, pool, line, (size_t)n);
+    if (host) {
+        ok &= put(out, pool, "X-Forwarded-Host: ", 18);
+        ok &= put_str(out, pool, host->value);
+        ok &= put(out, pool, "\r\n", 2);
+    }
+    if (req->body == HTTP_BODY_LENGTH)
+        n = snprintf(line, sizeof(line), "Content-Length: %llu\r\n\r\n",
+                     (unsigned long long)req->content_length);
+    else if (req->body == HTTP_BODY_CHUNKED)
+        n = snprintf(line, sizeof(line), "Transfer-Encoding: chunked\r\n\r\n");
+    else
+        n = snprintf(line, sizeof(line), "\r\n");
+    ok &= put(out, pool, line, (size_t)n);
+    return ok;
+}
+
+/* ---- failing ---- */
+
+static void detach_upstream(struct conn *c, bool reusable)
+{
+    if (!c->up)
+        return;
+    upstream_release(c->up, reusable);
+    c->up = NULL;
+}
+
+void proxy_abort(struct conn *c)
+{
+    detach_upstream(c, false);
+}
+
+static void fail(struct conn *c, int status, const char *message)
+{
+    if (c->up)
+        log_warn("upstream %s (%s): %s", c->route->upstream->name,
+                 upstream_endpoint_name(c->up), message);
+    detach_upstream(c, false);
+    if (c->resp_started) { /* part of the answer is out: only closing is honest */
+        conn_close(c);
+        return;
+    }
+    conn_respond_error(c, status, message);
+}
+
+static void arm_timeout(struct conn *c, uint64_t ms)
+{
+    timer_arm(&c->w->timers, &c->timer, c->w->now + ms);
+}
+
+/* ---- sending the request ---- */
+
+static void send_request_part(struct conn *c)
+{
+    struct upconn *up = c->up;
+    int error;
+
+    outmsg_reset(&up->om);
+    if (!c->req_sent && buf_len(&up->out)) {
+        outmsg_add(&up->om, buf_head(&up->out), buf_len(&up->out));
+        up->out.start = up->out.end; /* kept in memory for a retry */
+    }
+    body_relay_take(&c->req_body, &c->in, false, &up->om, &c->consume_after_send, &error);
+    if (error) {
+        detach_upstream(c, false);
+        c->keep_alive = false;
+        conn_respond_error(c, 400, "malformed chunked request body");
+        return;
+    }
+    if (c->req_body.total > c->cfg->limits.max_body_bytes) {
+        detach_upstream(c, false);
+        c->keep_alive = false;
+        conn_respond_error(c, 413, "request body is larger than limits.max_body_bytes");
+        return;
+    }
+    if (up->om.left == 0) { /* nothing yet: wait for the client */
+        arm_timeout(c, c->cfg->limits.idle_timeout);
+        conn_arm_recv(c);
+        return;
+    }
+    upstream_send(up);
+}
+
+static bool retryable(const struct conn *c)
+{
+    return c->up->reused && c->req_body.in == HTTP_BODY_NONE && !c->resp_head &&
+           buf_len(&c->up->in) == 0;
+}
+
+static void retry_on_new_connection(struct conn *c)
+{
+    struct upconn *old = c->up, *up;
+
+    up = upstream_acquire(c->w, c->route->upstream);
+    if (!up) {
+        fail(c, 502, "cannot open a connection to the upstream");
+        return;
+    }
+    up->client = c;
+    up->out = old->out; /* the request head, kept for this */
+    up->out.start = 0;
+    memset(&old->out, 0, sizeof(old->out));
+    detach_upstream(c, false);
+    c->up = up;
+    c->req_sent = false;
+    c->attempts++;
+    if (up->connected)
+        send_request_part(c);
+}
+
+void proxy_start(struct conn *c, const struct http_request *req)
+{
+    const struct upstream_conf *u = c->route->upstream;
+    struct upconn *up;
+
+    c->state = CS_PROXY;
+    request_id_set(c, req);
+    up = upstream_acquire(c->w, u);
+    if (!up) {
+        fail(c, 502, "cannot open a connection to the upstream");
+        return;
+    }
+    up->client = c;
+    c->up = up;
+    if (!build_request_head(c, req, &up->out)) {
+        c->keep_alive = false;
+        fail(c, 431, "request head too large to forward");
+        return;
+    }
+    if (c->expect_continue && !c->req_body.done && buf_len(&c->in) == 0) {
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        /* 25 bytes into an idle socket's empty send buffer: cannot block. */
+        send(c->fd, cont, sizeof(cont) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+    }
+    arm_timeout(c, u->connect_timeout + u->timeout);
+    if (up->connected)
+        send_request_part(c);
+}
+
+void proxy_on_upstream_connected(struct conn *c, int res)
+{
+    if (res < 0) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "cannot connect to the upstream: %s", strerror(-res));
+        fail(c, res == -ETIMEDOUT ? 504 : 502, msg);
+        return;
+    }
+    send_request_part(c);
+}
+
+static void process_response(struct conn *c);
+
+void proxy_on_upstream_sent(struct conn *c, int res)
+{
+    if (res < 0) {
+        if (buf_len(&c->up->in)) { /* the origin answered early, then closed */
+            c->req_sent = true;
+            c->req_body.done = true;
+            c->keep_alive = false;
+            process_response(c);
+        } else if (retryable(c)) {
+            retry_on_new_connection(c);
+        } else {
+            fail(c, 502, "upstream connection lost while sending the request");
+        }
+        return;
+    }
+    buf_consume(&c->in, c->consume_after_send);
+    c->consume_after_send = 0;
+    if (!c->req_body.done) {
+        c->req_sent = false;
+        send_request_part(c);
+        return;
+    }
+    c->req_sent = true;
+    arm_timeout(c, c->route->upstream->timeout);
+    if (buf_len(&c->up->in) || c->up->eof)
+        process_response(c);
+}
+
+void proxy_on_client_data(struct conn *c)
+{
+    if (c->up && !c->req_body.done)
+        send_request_part(c);
+}
+
+/* ---- relaying the response ---- */
+
+static bool dropped_downstream(const struct http_response *resp, struct http_str name)
+{
+    if (http1_is_hop_by_hop(name))
+        return true;
+    if (resp->body != HTTP_BODY_NONE && name_is(name, "content-length"))
+        return true;
+    for (size_t i = 0; i < resp->n_headers; i++) {
+        const struct http_header *h = &resp->headers[i];
+        char token[64];
+
+        if (!name_is(h->name, "connection") || name.len >= sizeof(token))
+            continue;
+        memcpy(token, name.p, name.len);
+        token[name.len] = '\0';
+        if (http1_has_token(h->value, token))
+            return true;
+    }
+    return false;
+}
+
+static bool build_response_head(struct conn *c, const struct http_response *resp)
+{
+    struct buf_pool *pool = &c->w->pool;
+    struct buf *out = &c->out;
+    char line[160];
+    bool ok = true;
+    int n;
+
+    n = snprintf(line, sizeof(line), "HTTP/1.1 %d ", resp->status);
+    ok &= put(out, pool, line, (size_t)n);
+    ok &= put_str(out, pool, resp->reason);
+    ok &= put(out, pool, "\r\n", 2);
+    for (size_t i = 0; i < resp->n_headers; i++) {
+        const struct http_header *h = &resp->headers[i];
+        if (dropped_downstream(resp, h->name))
+            continue;
+        ok &= put_str(out, pool, h->name);
+        ok &= put(out, pool, ": ", 2);
+        ok &= put_str(out, pool, h->value);
+        ok &= put(out, pool, "\r\n", 2);
+    }
+    n = 0;
+    if (resp->status >= 200 && resp->body == HTTP_BODY_LENGTH)
+        n = snprintf(line, sizeof(line), "Content-Length: %llu\r\n",
+                     (unsigned long long)resp->content_length);
+    else if (c->resp_body.out_chunked)
+        n = snprintf(line, sizeof(line), "Transfer-Encoding: chunked\r\n");
+    if (resp->status >= 200 && !c->keep_alive)
+        n += snprintf(line + n, sizeof(line) - (size_t)n, "Connection: close\r\n");
+    else if (resp->status >= 200 && c->minor_version == 0)
+        n += snprintf(line + n, sizeof(line) - (size_t)n, "Connection: keep-alive\r\n");
+    n += snprintf(line + n, sizeof(line) - (size_t)n, "\r\n");
+    ok &= put(out, pool, line, (size_t)n);
+    return ok;
+}
+
+static void response_framing(struct conn *c, const struct http_response *resp)
+{
+    struct body_relay *r = &c->resp_body;
+
+    memset(r, 0, sizeof(*r));
+    r->in = resp->body;
+    r->remaining = resp->content_length;
+    r->done = resp->body == HTTP_BODY_NONE ||
+              (resp->body == HTTP_BODY_LENGTH && resp->content_length == 0);
+    if (resp->body == HTTP_BODY_CHUNKED || resp->body == HTTP_BODY_TO_EOF) {
+        if (c->minor_version >= 1)
+            r->out_chunked = true;
+        else
+            c->keep_alive = false; /* HTTP/1.0: the end is the close */
+    }
+    c->up_reusable = resp->keep_alive;
+    c->status = resp->status;
+}
+
+/* Parses response heads in c->up->in: 1xx ones are queued for the client,
+ * the final one sets the framing. false when more bytes are needed or the
+ * exchange has failed. */
+static bool take_response_head(struct conn *c)
+{
+    struct upconn *up = c->up;
+
+    while (!c->resp_head) {
+        struct http_response resp;
+        struct http_error err;
+        int n = http1_parse_response(buf_head(&up->in), buf_len(&up->in), c->method, &resp, &err);
+
+        if (n == HTTP_INCOMPLETE) {
+            if (up->eof && buf_len(&up->in) == 0 && retryable(c))
+                retry_on_new_connection(c);
+            else if (up->eof)
+                fail(c, 502, "upstream closed the connection before a complete response head");
+            else if (buf_len(&up->in) >= UP_HEAD_LIMIT)
+                fail(c, 502, "upstream response head too large");
+            else
+                upstream_arm_recv(up);
+            return false;
+        }
+        if (n == HTTP_ERROR) {
+            fail(c, 502, "invalid response from the upstream");
+            return false;
+        }
+        if (resp.status == 101) {
+            fail(c, 502, "upstream switched protocols on a route without websocket");
+            return false;
+        }
+        if (resp.status >= 200)
+            response_framing(c, &resp);
+        if (!build_response_head(c, &resp)) {
+            fail(c, 502, "upstream response head too large");
+            return false;
+        }
+        buf_consume(&up->in, (size_t)n);
+        c->resp_head = resp.status >= 200;
+    }
+    return true;
+}
+
+static void process_response(struct conn *c)
+{
+    struct upconn *up = c->up;
+    int error;
+
+    if (!c->resp_head && !take_response_head(c))
+        return;
+    up = c->up;
+    outmsg_reset(&c->om);
+    if (buf_len(&c->out))
+        outmsg_add(&c->om, buf_head(&c->out), buf_len(&c->out));
+    body_relay_take(&c->resp_body, &up->in, up->eof, &c->om, &c->consume_after_send, &error);
+    if (error) {
+        fail(c, 502, "malformed chunked response body from the upstream");
+        return;
+    }
+    if (c->om.left == 0) {
+        if (up->eof) {
+            fail(c, 502, "upstream closed the connection in the middle of the response");
+            return;
+        }
+        upstream_arm_recv(up);
+        arm_timeout(c, c->route->upstream->timeout);
+        return;
+    }
+    c->resp_started = true;
+    arm_timeout(c, c->cfg->limits.idle_timeout);
+    conn_send(c);
+}
+
+void proxy_on_client_sent(struct conn *c)
+{
+    struct upconn *up = c->up;
+
+    buf_consume(&c->out, buf_len(&c->out));
+    buf_consume(&up->in, c->consume_after_send);
+    c->consume_after_send = 0;
+    if (c->resp_body.done) {
+        detach_upstream(c, c->up_reusable && c->resp_body.in != HTTP_BODY_TO_EOF);
+        conn_exchange_done(c);
+        return;
+    }
+    if (buf_len(&up->in) || up->eof) {
+        process_response(c);
+        return;
+    }
+    upstream_arm_recv(up);
+    arm_timeout(c, c->route->upstream->timeout);
+}
+
+void proxy_on_upstream_data(struct conn *c, int res)
+{
+    (void)res; /* the bytes are in c->up->in; up->eof tells the end */
+    if (!c->req_sent || c->send_armed)
+        return; /* taken up when the current send completes */
+    process_response(c);
+}
+
+void proxy_on_timeout(struct conn *c)
+{
+    if (!c->req_sent && !c->up)
+        conn_close(c);
+    else if (!c->req_sent && !c->req_body.done)
+        fail(c, 408, "request body not received in time");
+    else
+        fail(c, 504, "upstream did not answer within its timeout");
+}

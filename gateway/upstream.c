@@ -1,0 +1,263 @@
+/* Connections to origins: round-robin choice of endpoint, a per-worker
+ * pool of idle keep-alive connections per endpoint, and the ring
+ * operations on them. An idle pooled connection keeps a receive armed, so
+ * an origin closing it is noticed at once and the connection dropped. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "log.h"
+
+#define UP_HEAD_LIMIT (64 * 1024) /* largest response head we accept */
+
+struct endpoint_pool {
+    struct upconn *idle;
+    unsigned n_idle;
+};
+
+struct upstream_state {
+    const struct upstream_conf *conf;
+    unsigned next_endpoint;
+    struct endpoint_pool *pools;
+};
+
+void upstreams_init(struct worker *w)
+{
+    const struct config *cfg = w->cfg;
+
+    w->upstreams = calloc(cfg->n_upstreams ? cfg->n_upstreams : 1, sizeof(*w->upstreams));
+    for (size_t i = 0; w->upstreams && i < cfg->n_upstreams; i++) {
+        w->upstreams[i].conf = &cfg->upstreams[i];
+        w->upstreams[i].pools = calloc(cfg->upstreams[i].n_endpoints, sizeof(struct endpoint_pool));
+    }
+}
+
+static void upconn_free(struct upconn *up)
+{
+    close(up->fd);
+    buf_free(&up->in, &up->w->pool);
+    buf_free(&up->out, &up->w->pool);
+    free(up);
+}
+
+void upstreams_destroy(struct worker *w)
+{
+    for (size_t i = 0; w->upstreams && i < w->cfg->n_upstreams; i++) {
+        struct upstream_state *us = &w->upstreams[i];
+
+        for (size_t e = 0; us->pools && e < us->conf->n_endpoints; e++) {
+            while (us->pools[e].idle) {
+                struct upconn *up = us->pools[e].idle;
+                us->pools[e].idle = up->next;
+                upconn_free(up);
+            }
+        }
+        free(us->pools);
+    }
+    free(w->upstreams);
+    w->upstreams = NULL;
+}
+
+const char *upstream_endpoint_name(const struct upconn *up)
+{
+    return up->us->conf->endpoints[up->ep].text;
+}
+
+static void pool_remove(struct upconn *up)
+{
+    struct endpoint_pool *pool = &up->us->pools[up->ep];
+
+    for (struct upconn **p = &pool->idle; *p; p = &(*p)->next) {
+        if (*p == up) {
+            *p = up->next;
+            pool->n_idle--;
+            return;
+        }
+    }
+}
+
+/* Marks the connection closing; it is freed when its last operation in
+ * the ring completes. */
+static void upconn_shutdown(struct upconn *up)
+{
+    if (up->closing)
+        return;
+    up->closing = true;
+    up->client = NULL;
+    shutdown(up->fd, SHUT_RDWR); /* completes the operations in the ring */
+}
+
+static void upconn_close(struct upconn *up)
+{
+    if (up->pending == 0)
+        upconn_free(up);
+    else
+        upconn_shutdown(up);
+}
+
+static void connect_submit(struct upconn *up, const struct sockaddr_any *addr, uint64_t timeout)
+{
+    struct io_uring_sqe *sqe = worker_sqe(up->w);
+
+    io_uring_prep_connect(sqe, up->fd, (const struct sockaddr *)&addr->ss, addr->len);
+    io_uring_sqe_set_data64(sqe, op_data(up, OP_UP_CONNECT));
+    sqe->flags |= IOSQE_IO_LINK;
+    up->connect_timeout.tv_sec = (long long)(timeout / 1000);
+    up->connect_timeout.tv_nsec = (long long)(timeout % 1000) * 1000000;
+    sqe = worker_sqe(up->w);
+    io_uring_prep_link_timeout(sqe, &up->connect_timeout, 0);
+    io_uring_sqe_set_data64(sqe, 0);
+    up->pending++;
+}
+
+struct upconn *upstream_acquire(struct worker *w, const struct upstream_conf *u)
+{
+    struct upstream_state *us = &w->upstreams[u->index];
+    unsigned ep = us->next_endpoint++ % (unsigned)u->n_endpoints;
+    struct endpoint_pool *pool = &us->pools[ep];
+    const struct sockaddr_any *addr = &u->endpoints[ep].addr;
+    struct upconn *up = pool->idle;
+    int one = 1;
+
+    if (up) {
+        pool->idle = up->next;
+        pool->n_idle--;
+        up->next = NULL;
+        up->reused = true;
+        return up;
+    }
+    up = aligned_alloc(16, sizeof(*up));
+    if (!up)
+        return NULL;
+    memset(up, 0, sizeof(*up));
+    up->w = w;
+    up->us = us;
+    up->ep = ep;
+    up->fd = socket(addr->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (up->fd < 0) {
+        log_warn("upstream %s: socket: %s", u->name, strerror(errno));
+        free(up);
+        return NULL;
+    }
+    setsockopt(up->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    connect_submit(up, addr, u->connect_timeout);
+    return up;
+}
+
+void upstream_arm_recv(struct upconn *up)
+{
+    struct io_uring_sqe *sqe;
+    size_t room;
+
+    if (up->recv_armed || up->closing || up->eof)
+        return;
+    room = buf_reserve(&up->in, &up->w->pool, 4096, UP_HEAD_LIMIT);
+    if (room == 0)
+        return;
+    sqe = worker_sqe(up->w);
+    io_uring_prep_recv(sqe, up->fd, NULL, room < BUF_BLOCK ? room : BUF_BLOCK, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = 0;
+    io_uring_sqe_set_data64(sqe, op_data(up, OP_UP_RECV));
+    up->recv_armed = true;
+    up->pending++;
+}
+
+void upstream_release(struct upconn *up, bool reusable)
+{
+    struct endpoint_pool *pool = &up->us->pools[up->ep];
+
+    up->client = NULL;
+    if (!reusable || up->eof || buf_len(&up->in) || up->w->draining ||
+        pool->n_idle >= up->us->conf->keepalive) {
+        upconn_close(up);
+        return;
+    }
+    buf_free(&up->in, &up->w->pool);
+    buf_free(&up->out, &up->w->pool);
+    up->next = pool->idle;
+    pool->idle = up;
+    pool->n_idle++;
+    upstream_arm_recv(up);
+}
+
+void upstream_send(struct upconn *up)
+{
+    struct io_uring_sqe *sqe = worker_sqe(up->w);
+
+    io_uring_prep_sendmsg(sqe, up->fd, &up->om.msg, MSG_NOSIGNAL);
+    io_uring_sqe_set_data64(sqe, op_data(up, OP_UP_SEND));
+    up->pending++;
+}
+
+static void on_recv(struct upconn *up, struct io_uring_cqe *cqe)
+{
+    int res = cqe->res;
+
+    up->recv_armed = false;
+    if (cqe->flags & IORING_CQE_F_BUFFER) {
+        unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+
+        if (res > 0 && !up->closing)
+            buf_append(&up->in, &up->w->pool, worker_buffer(up->w, bid), (size_t)res,
+                       UP_HEAD_LIMIT + BUF_BLOCK);
+        worker_recycle_buffer(up->w, bid);
+    }
+    if (up->closing)
+        return;
+    if (res == -ENOBUFS) {
+        upstream_arm_recv(up);
+        return;
+    }
+    if (res <= 0)
+        up->eof = true;
+    if (!up->client) { /* pooled: the origin closed it, or spoke out of turn */
+        pool_remove(up);
+        upconn_shutdown(up);
+        return;
+    }
+    proxy_on_upstream_data(up->client, res);
+}
+
+static void on_send(struct upconn *up, int res)
+{
+    if (up->closing || !up->client)
+        return;
+    if (res > 0 && !outmsg_advance(&up->om, (size_t)res)) {
+        upstream_send(up);
+        return;
+    }
+    proxy_on_upstream_sent(up->client, res < 0 ? res : 0);
+}
+
+/* The operation stays counted in `pending` until its handler returns, so
+ * that nothing the handler calls can free the connection under it. */
+void upstream_on_cqe(struct upconn *up, enum op op, struct io_uring_cqe *cqe)
+{
+    switch (op) {
+    case OP_UP_CONNECT:
+        if (!up->closing && up->client) {
+            int res = cqe->res == -ECANCELED ? -ETIMEDOUT : cqe->res;
+            up->connected = res == 0;
+            if (up->connected)
+                upstream_arm_recv(up);
+            proxy_on_upstream_connected(up->client, res);
+        }
+        break;
+    case OP_UP_RECV:
+        on_recv(up, cqe);
+        break;
+    case OP_UP_SEND:
+        on_send(up, cqe->res);
+        break;
+    default:
+        break;
+    }
+    if (--up->pending == 0 && up->closing)
+        upconn_free(up);
+}

@@ -1,0 +1,383 @@
+/* The worker: one thread, one ring, one loop. It owns its listening
+ * sockets (SO_REUSEPORT: the kernel spreads connections over workers), the
+ * provided-buffer ring that receives land in, a timer wheel and its
+ * connections. Completions are dispatched by the op in their user_data. */
+#include "worker.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <semaphore.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "log.h"
+
+#define RING_ENTRIES 4096
+#define RECV_BUFFERS 512 /* per worker, BUF_BLOCK each; a power of two */
+#define BUF_GROUP 0
+#define LOOP_WAIT_MS 100
+
+atomic_bool workers_stop;
+
+static const char *ring_error(int err)
+{
+    if (err == -ENOSYS)
+        return "io_uring is not available: this kernel lacks it or it is compiled out";
+    if (err == -EPERM || err == -EACCES)
+        return "io_uring is forbidden here (sysctl kernel.io_uring_disabled, or a container "
+               "seccomp profile): allow io_uring_setup/io_uring_enter for ringgate";
+    if (err == -ENOMEM)
+        return "io_uring ring could not be allocated (RLIMIT_MEMLOCK too low?)";
+    return strerror(-err);
+}
+
+static int ring_create(struct io_uring *ring)
+{
+    struct io_uring_params p;
+    int ret;
+
+    memset(&p, 0, sizeof(p));
+    p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+    ret = io_uring_queue_init_params(RING_ENTRIES, ring, &p);
+    if (ret == -EINVAL) { /* kernel before 6.1 */
+        memset(&p, 0, sizeof(p));
+        p.flags = IORING_SETUP_COOP_TASKRUN;
+        ret = io_uring_queue_init_params(RING_ENTRIES, ring, &p);
+    }
+    if (ret == -EINVAL) {
+        memset(&p, 0, sizeof(p));
+        ret = io_uring_queue_init_params(RING_ENTRIES, ring, &p);
+    }
+    return ret;
+}
+
+int worker_probe_kernel(char *err, size_t err_size)
+{
+    static const struct {
+        int op;
+        const char *name;
+    } needed[] = {
+        {IORING_OP_ACCEPT, "accept"},   {IORING_OP_RECV, "recv"},
+        {IORING_OP_SEND, "send"},       {IORING_OP_SENDMSG, "sendmsg"},
+        {IORING_OP_CONNECT, "connect"}, {IORING_OP_LINK_TIMEOUT, "link_timeout"},
+        {IORING_OP_READ, "read"},
+    };
+    struct io_uring ring;
+    struct io_uring_probe *probe;
+    int ret = ring_create(&ring);
+
+    if (ret < 0) {
+        snprintf(err, err_size, "%s", ring_error(ret));
+        return -1;
+    }
+    if (!(ring.features & IORING_FEAT_EXT_ARG)) {
+        snprintf(err, err_size, "io_uring on this kernel is too old (need 5.19 or later)");
+        io_uring_queue_exit(&ring);
+        return -1;
+    }
+    probe = io_uring_get_probe_ring(&ring);
+    ret = 0;
+    for (size_t i = 0; probe && i < sizeof(needed) / sizeof(needed[0]); i++) {
+        if (!io_uring_opcode_supported(probe, needed[i].op)) {
+            snprintf(err, err_size, "io_uring on this kernel lacks the %s operation",
+                     needed[i].name);
+            ret = -1;
+            break;
+        }
+    }
+    if (probe)
+        io_uring_free_probe(probe);
+    io_uring_queue_exit(&ring);
+    return ret;
+}
+
+static int listen_open(const struct listener_conf *lc, char *err, size_t err_size)
+{
+    int one = 1;
+    int fd = socket(lc->addr.ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    if (fd < 0)
+        goto fail;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
+        goto fail;
+    if (lc->addr.ss.ss_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    if (bind(fd, (const struct sockaddr *)&lc->addr.ss, lc->addr.len) < 0)
+        goto fail;
+    if (listen(fd, 4096) < 0)
+        goto fail;
+    return fd;
+fail:
+    snprintf(err, err_size, "listener %s (%s): %s", lc->name, lc->listen, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    return -1;
+}
+
+int worker_init(struct worker *w, unsigned id, const struct config *cfg, char *err,
+                size_t err_size)
+{
+    memset(w, 0, sizeof(*w));
+    w->id = id;
+    w->cfg = cfg;
+    w->listens = aligned_alloc(16, sizeof(*w->listens) * (cfg->n_listeners + 1));
+    if (!w->listens) {
+        snprintf(err, err_size, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < cfg->n_listeners; i++) {
+        struct listen_socket *ls = &w->listens[i];
+
+        ls->fd = listen_open(&cfg->listeners[i], err, err_size);
+        if (ls->fd < 0)
+            return -1;
+        ls->conf = &cfg->listeners[i];
+        ls->worker = w;
+        ls->accepting = false;
+        w->n_listens++;
+    }
+    buf_pool_init(&w->pool, 256);
+    return 0;
+}
+
+struct io_uring_sqe *worker_sqe(struct worker *w)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&w->ring);
+
+    if (!sqe) {
+        io_uring_submit(&w->ring);
+        sqe = io_uring_get_sqe(&w->ring);
+    }
+    /* With RING_ENTRIES slots and a submit just done this cannot fail. */
+    return sqe;
+}
+
+static int buffers_setup(struct worker *w)
+{
+    size_t ring_bytes = RECV_BUFFERS * sizeof(struct io_uring_buf);
+    struct io_uring_buf_reg reg;
+    void *mem;
+    int ret;
+
+    mem = mmap(NULL, ring_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED)
+        return -errno;
+    w->buf_ring = mem;
+    w->buf_base = malloc((size_t)RECV_BUFFERS * BUF_BLOCK);
+    if (!w->buf_base)
+        return -ENOMEM;
+    w->buf_count = RECV_BUFFERS;
+    w->buf_mask = (unsigned)io_uring_buf_ring_mask(RECV_BUFFERS);
+    io_uring_buf_ring_init(w->buf_ring);
+    memset(&reg, 0, sizeof(reg));
+    reg.ring_addr = (uint64_t)(uintptr_t)w->buf_ring;
+    reg.ring_entries = RECV_BUFFERS;
+    reg.bgid = BUF_GROUP;
+    ret = io_uring_register_buf_ring(&w->ring, &reg, 0);
+    if (ret < 0)
+        return ret;
+    for (unsigned i = 0; i < RECV_BUFFERS; i++)
+        io_uring_buf_ring_add(w->buf_ring, worker_buffer(w, i), BUF_BLOCK, (unsigned short)i,
+                              (int)w->buf_mask, (int)i);
+    io_uring_buf_ring_advance(w->buf_ring, RECV_BUFFERS);
+    return 0;
+}
+
+void worker_recycle_buffer(struct worker *w, unsigned bid)
+{
+    io_uring_buf_ring_add(w->buf_ring, worker_buffer(w, bid), BUF_BLOCK, (unsigned short)bid,
+                          (int)w->buf_mask, 0);
+    io_uring_buf_ring_advance(w->buf_ring, 1);
+}
+
+static void accept_arm(struct listen_socket *ls)
+{
+    struct io_uring_sqe *sqe = worker_sqe(ls->worker);
+
+    io_uring_prep_multishot_accept(sqe, ls->fd, NULL, NULL, SOCK_CLOEXEC);
+    io_uring_sqe_set_data64(sqe, op_data(ls, OP_ACCEPT));
+    ls->accepting = true;
+}
+
+static void on_accept(struct listen_socket *ls, struct io_uring_cqe *cqe)
+{
+    struct worker *w = ls->worker;
+
+    if (!(cqe->flags & IORING_CQE_F_MORE))
+        ls->accepting = false;
+    if (cqe->res >= 0) {
+        if (w->draining)
+            close(cqe->res);
+        else
+            conn_accept(w, ls, cqe->res);
+    } else if (cqe->res != -ECANCELED) {
+        log_warn("worker %u: accept on %s: %s", w->id, ls->conf->name, strerror(-cqe->res));
+    }
+    /* Re-armed on the next loop turn (after EMFILE, that is a pause). */
+}
+
+static void dispatch(struct worker *w, struct io_uring_cqe *cqe)
+{
+    uint64_t data = io_uring_cqe_get_data64(cqe);
+    enum op op = (enum op)(data & OP_MASK);
+    void *owner = (void *)(uintptr_t)(data & ~(uint64_t)OP_MASK);
+
+    if (data == LIBURING_UDATA_TIMEOUT)
+        return;
+    switch (op) {
+    case OP_ACCEPT:
+        on_accept(owner, cqe);
+        break;
+    case OP_CLIENT_RECV:
+    case OP_CLIENT_SEND:
+    case OP_FILE_READ:
+        conn_on_cqe(owner, op, cqe);
+        break;
+    case OP_UP_CONNECT:
+    case OP_UP_RECV:
+    case OP_UP_SEND:
+        upstream_on_cqe(owner, op, cqe);
+        break;
+    case OP_IGNORE:
+    case OP_WAKE:
+        break;
+    }
+}
+
+static void drain_start(struct worker *w)
+{
+    w->draining = true;
+    w->drain_deadline = w->now + w->cfg->shutdown_timeout;
+    for (size_t i = 0; i < w->n_listens; i++) {
+        /* Closing the socket stops new connections at the kernel: the
+         * other workers' sockets are closing too. */
+        struct io_uring_sqe *sqe = worker_sqe(w);
+
+        io_uring_prep_cancel64(sqe, op_data(&w->listens[i], OP_ACCEPT), 0);
+        io_uring_sqe_set_data64(sqe, 0);
+        shutdown(w->listens[i].fd, SHUT_RD);
+    }
+    for (struct conn *c = w->conns, *next; c; c = next) {
+        next = c->next;
+        conn_close_if_idle(c);
+    }
+}
+
+static void loop_turn(struct worker *w)
+{
+    struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = LOOP_WAIT_MS * 1000000LL};
+    struct io_uring_cqe *cqe;
+    unsigned head, seen = 0;
+
+    io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1, &ts, NULL);
+    w->now = clock_ms();
+    io_uring_for_each_cqe(&w->ring, head, cqe)
+    {
+        dispatch(w, cqe);
+        seen++;
+    }
+    io_uring_cq_advance(&w->ring, seen);
+    timer_wheel_run(&w->timers, w->now, conn_on_timer);
+    if (!w->draining) {
+        for (size_t i = 0; i < w->n_listens; i++)
+            if (!w->listens[i].accepting)
+                accept_arm(&w->listens[i]);
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+
+    w->now = clock_ms();
+    timer_wheel_init(&w->timers, w->now);
+    upstreams_init(w);
+    while (!w->draining || (w->n_conns && w->now < w->drain_deadline)) {
+        if (!w->draining && atomic_load_explicit(&workers_stop, memory_order_relaxed))
+            drain_start(w);
+        loop_turn(w);
+    }
+    while (w->conns) {
+        struct conn *c = w->conns;
+        conn_close(c);
+        if (w->conns == c) /* still has operations in the ring */
+            loop_turn(w);
+    }
+    return NULL;
+}
+
+struct start_args {
+    struct worker *w;
+    sem_t ready;
+    int result;
+};
+
+static void *worker_boot(void *arg)
+{
+    struct start_args *sa = arg;
+    struct worker *w = sa->w;
+    int ret = ring_create(&w->ring);
+
+    if (ret == 0)
+        ret = buffers_setup(w);
+    if (ret < 0)
+        log_error("worker %u: io_uring: %s", w->id, ring_error(ret));
+    getrandom(&w->rng, sizeof(w->rng), 0);
+    w->rng |= 1;
+    sa->result = ret;
+    sem_post(&sa->ready); /* sa is gone after this */
+    if (ret < 0)
+        return NULL;
+    return worker_main(w);
+}
+
+int worker_start(struct worker *w)
+{
+    struct start_args sa = {.w = w};
+    int ret;
+
+    sem_init(&sa.ready, 0, 0);
+    ret = pthread_create(&w->thread, NULL, worker_boot, &sa);
+    if (ret != 0) {
+        sem_destroy(&sa.ready);
+        return -ret;
+    }
+    while (sem_wait(&sa.ready) < 0 && errno == EINTR)
+        ;
+    sem_destroy(&sa.ready);
+    if (sa.result < 0) {
+        pthread_join(w->thread, NULL);
+        w->thread = 0;
+    }
+    return sa.result;
+}
+
+void worker_join(struct worker *w)
+{
+    if (w->thread)
+        pthread_join(w->thread, NULL);
+    w->thread = 0;
+}
+
+void worker_destroy(struct worker *w)
+{
+    for (size_t i = 0; i < w->n_listens; i++)
+        close(w->listens[i].fd);
+    free(w->listens);
+    if (w->ring.ring_fd > 0) {
+        upstreams_destroy(w);
+        io_uring_queue_exit(&w->ring);
+    }
+    if (w->buf_ring)
+        munmap(w->buf_ring, RECV_BUFFERS * sizeof(struct io_uring_buf));
+    free(w->buf_base);
+    buf_pool_destroy(&w->pool);
+}

@@ -1,0 +1,94 @@
+/* A worker: one thread, one io_uring, its own listening sockets (one per
+ * listener, SO_REUSEPORT), its connections and its upstream pools. Workers
+ * share nothing on the hot path. */
+#ifndef RINGGATE_WORKER_H
+#define RINGGATE_WORKER_H
+
+#include <liburing.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "config.h"
+#include "timer.h"
+
+/* What a completion is for: the low 4 bits of its user_data; the rest is a
+ * pointer to the owner (16-byte aligned). */
+enum op {
+    OP_IGNORE = 0,
+    OP_ACCEPT,
+    OP_CLIENT_RECV,
+    OP_CLIENT_SEND,
+    OP_FILE_READ,
+    OP_UP_CONNECT,
+    OP_UP_RECV,
+    OP_UP_SEND,
+    OP_WAKE,
+};
+
+#define OP_MASK 15u
+
+static inline uint64_t op_data(void *owner, enum op op)
+{
+    return (uint64_t)(uintptr_t)owner | op;
+}
+
+struct listen_socket {
+    int fd;
+    const struct listener_conf *conf;
+    struct worker *worker;
+    bool accepting;
+} __attribute__((aligned(16)));
+
+struct upstream_state; /* upstream.c: per worker, per upstream */
+
+struct worker {
+    unsigned id;
+    pthread_t thread;
+    struct io_uring ring;
+    uint64_t now; /* ms, monotonic, refreshed each loop turn */
+    const struct config *cfg;
+
+    struct io_uring_buf_ring *buf_ring; /* provided receive buffers */
+    char *buf_base;
+    unsigned buf_count;
+    unsigned buf_mask;
+
+    struct buf_pool pool;
+    struct timer_wheel timers;
+    struct listen_socket *listens;
+    size_t n_listens;
+    struct upstream_state *upstreams; /* cfg->n_upstreams */
+
+    struct conn *conns; /* every live client connection */
+    size_t n_conns;
+    uint64_t rng; /* request ids */
+    bool draining;
+    uint64_t drain_deadline;
+};
+
+/* Process-wide control, written by the main thread. */
+extern atomic_bool workers_stop;
+
+/* Checks that io_uring works here with what ringgate needs; on failure
+ * writes a one-line explanation into err and returns -1. */
+int worker_probe_kernel(char *err, size_t err_size);
+
+/* Opens a worker's listening sockets and ring; -1 with err on failure. */
+int worker_init(struct worker *w, unsigned id, const struct config *cfg, char *err,
+                size_t err_size);
+int worker_start(struct worker *w);
+void worker_join(struct worker *w);
+void worker_destroy(struct worker *w);
+
+/* For the connection modules. */
+struct io_uring_sqe *worker_sqe(struct worker *w);
+void worker_recycle_buffer(struct worker *w, unsigned bid);
+static inline char *worker_buffer(struct worker *w, unsigned bid)
+{
+    return w->buf_base + (size_t)bid * BUF_BLOCK;
+}
+
+#endif

@@ -1,0 +1,28 @@
+#!/bin/sh
+# Installs the Debian packages ringgate needs that are missing.
+#   scripts/install-deps.sh build   packages to build and run
+#   scripts/install-deps.sh test    build packages plus what the tests use
+set -eu
+
+BUILD_PKGS="build-essential cmake pkg-config liburing-dev libyaml-dev libhiredis-dev android-libboringssl-dev libssl-dev"
+TEST_PKGS="python3 python3-pytest python3-pytest-timeout python3-requests python3-jwt python3-websockets clang curl openssl redis-server nginx-light wrk"
+
+case "${1:-build}" in
+  build) want="$BUILD_PKGS" ;;
+  test) want="$BUILD_PKGS $TEST_PKGS" ;;
+  *) echo "usage: $0 build|test" >&2; exit 2 ;;
+esac
+
+missing=""
+for p in $want; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+echo "installing:$missing"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq || true
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing
