@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark: ringgate, nginx and HAProxy as reverse proxies in
+# front of the same origin (an nginx answering a fixed body), one worker
+# each, loaded in turn by wrk on 127.0.0.1 in the same run. Reports
+# requests/s, CPU microseconds per request (the proxy process's user+system
+# time from /proc over the run) and p99 latency, with ratios to ringgate.
+#
+#   perf/bench.sh [seconds-per-run (10)] [connections (50)] [body bytes (1024)]
+#
+# Needs: nginx-light haproxy wrk (scripts/install-deps.sh test, plus haproxy).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${1:-10}
+CONNS=${2:-50}
+BODY=${3:-1024}
+BIN=${RINGGATE_BIN:-build/ringgate}
+ORIGIN_PORT=19100
+PORT_RG=19101
+PORT_NGINX=19102
+PORT_HAPROXY=19103
+WORK=$(mktemp -d /tmp/ringgate-bench.XXXXXX)
+chmod 755 "$WORK" # nginx workers may run as www-data
+PIDS=()
+
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+for tool in nginx haproxy wrk; do
+    command -v "$tool" >/dev/null || { echo "bench: $tool is not installed" >&2; exit 1; }
+done
+[ -x "$BIN" ] || { echo "bench: $BIN not built" >&2; exit 1; }
+
+head -c "$BODY" /dev/zero | tr '\0' 'x' > "$WORK/body"
+
+nginx_conf() { # $1: port, $2: server block body, $3: prefix
+    cat > "$WORK/$3.conf" <<NGX
+worker_processes 1;
+daemon off;
+pid $WORK/$3.pid;
+error_log $WORK/$3.err warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    upstream origin { server 127.0.0.1:$ORIGIN_PORT; keepalive 64; }
+    server { listen 127.0.0.1:$1 reuseport backlog=4096; $2 }
+}
+NGX
+}
+
+nginx_conf $ORIGIN_PORT "location / { root $WORK; try_files /body =404; default_type text/plain; }" origin
+nginx_conf $PORT_NGINX "location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection \"\"; }" proxy
+
+cat > "$WORK/haproxy.cfg" <<HAP
+global
+    nbthread 1
+    maxconn 4096
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 30s
+    timeout server 30s
+    http-reuse always
+frontend fe
+    bind 127.0.0.1:$PORT_HAPROXY
+    default_backend be
+backend be
+    server o1 127.0.0.1:$ORIGIN_PORT
+HAP
+
+cat > "$WORK/ringgate.yaml" <<RG
+workers: 1
+access_log: "off"
+listeners:
+  - name: bench
+    listen: 127.0.0.1:$PORT_RG
+upstreams:
+  - name: origin
+    endpoints: [127.0.0.1:$ORIGIN_PORT]
+    keepalive: 64
+routes:
+  - match: {prefix: /}
+    upstream: origin
+RG
+
+wait_port() {
+    for _ in $(seq 100); do
+        (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
+        sleep 0.05
+    done
+    echo "bench: nothing listens on $1" >&2
+    exit 1
+}
+
+start() { # name, command...
+    local name=$1
+    shift
+    "$@" > "$WORK/$name.out" 2>&1 &
+    PIDS+=($!)
+    echo $!
+}
+
+cpu_ticks() { # utime+stime of a process and its threads, in clock ticks
+    awk '{print $14 + $15}' "/proc/$1/stat"
+}
+
+# nginx forks a worker: measure the worker, not the master.
+child_of() {
+    for _ in $(seq 50); do
+        local c
+        c=$(pgrep -P "$1" | head -1 || true)
+        [ -n "$c" ] && { echo "$c"; return; }
+        sleep 0.05
+    done
+    echo "$1"
+}
+
+start origin nginx -c "$WORK/origin.conf" >/dev/null
+wait_port $ORIGIN_PORT
+
+rg_pid=$(start ringgate "$BIN" -c "$WORK/ringgate.yaml")
+ng_master=$(start nginx nginx -c "$WORK/proxy.conf")
+ng_pid=$(child_of "$ng_master")
+hp_pid=$(start haproxy haproxy -f "$WORK/haproxy.cfg")
+wait_port $PORT_RG
+wait_port $PORT_NGINX
+wait_port $PORT_HAPROXY
+
+HZ=$(getconf CLK_TCK)
+declare -A RPS CPU P99
+
+run() { # name pid port
+    local name=$1 pid=$2 port=$3 out before after reqs
+    wrk -t1 -c"$CONNS" -d1s "http://127.0.0.1:$port/" >/dev/null # warm-up
+    before=$(cpu_ticks "$pid")
+    out=$(wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "http://127.0.0.1:$port/")
+    after=$(cpu_ticks "$pid")
+    reqs=$(echo "$out" | awk '/requests in/ {print $1}')
+    if echo "$out" | grep -q 'Non-2xx'; then
+        echo "bench: $name answered errors:" >&2
+        echo "$out" >&2
+        exit 1
+    fi
+    RPS[$name]=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+    CPU[$name]=$(awk -v t=$((after - before)) -v hz="$HZ" -v n="$reqs" 'BEGIN {printf "%.2f", t / hz * 1e6 / n}')
+    P99[$name]=$(echo "$out" | awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; printf "%.3f", v}')
+}
+
+run ringgate "$rg_pid" $PORT_RG
+run nginx "$ng_pid" $PORT_NGINX
+run haproxy "$hp_pid" $PORT_HAPROXY
+
+echo "# ringgate vs nginx vs HAProxy: ${DURATION}s per run, $CONNS connections, ${BODY}-byte body, 1 worker each, wrk -t1"
+printf "%-10s %12s %14s %10s\n" proxy "requests/s" "CPU-us/req" "p99 ms"
+for n in ringgate nginx haproxy; do
+    printf "%-10s %12s %14s %10s\n" "$n" "${RPS[$n]}" "${CPU[$n]}" "${P99[$n]}"
+done
+echo
+echo "# ratios (ringgate / other): requests/s higher is better; CPU and p99 lower is better"
+for n in nginx haproxy; do
+    awk -v a="${RPS[ringgate]}" -v b="${RPS[$n]}" -v c="${CPU[ringgate]}" -v d="${CPU[$n]}" \
+        -v e="${P99[ringgate]}" -v f="${P99[$n]}" -v name="$n" \
+        'BEGIN {printf "vs %-8s requests/s x%.2f   CPU/req x%.2f   p99 x%.2f\n", name, a/b, c/d, e/f}'
+done
