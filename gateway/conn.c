@@ -108,14 +108,83 @@ void conn_accept(struct worker *w, struct listen_socket *ls, int fd)
         w->conns->prev = c;
     w->conns = c;
     w->n_conns++;
+    metrics_conn_opened(&w->metrics, c->listener);
     timer_arm(&w->timers, &c->timer, w->now + w->cfg->limits.header_timeout);
     conn_arm_recv(c);
+}
+
+static bool request_id_valid(struct http_str v)
+{
+    if (v.len == 0 || v.len > 128)
+        return false;
+    for (size_t i = 0; i < v.len; i++) {
+        char ch = v.p[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '-' || ch == '_' || ch == '.' || ch == ':'))
+            return false;
+    }
+    return true;
+}
+
+static uint64_t next_random(struct worker *w)
+{
+    /* xorshift64*: request ids need to be unique, not secret. */
+    w->rng ^= w->rng >> 12;
+    w->rng ^= w->rng << 25;
+    w->rng ^= w->rng >> 27;
+    return w->rng * 0x2545F4914F6CDD1DULL;
+}
+
+/* The client's X-Request-Id when it is a sane token, else a new one. */
+static void request_id_set(struct conn *c, const struct http_request *req)
+{
+    const struct http_header *h =
+        req ? http1_find_header(req->headers, req->n_headers, "x-request-id") : NULL;
+
+    if (h && request_id_valid(h->value)) {
+        snprintf(c->request_id, sizeof(c->request_id), "%.*s", (int)h->value.len, h->value.p);
+        return;
+    }
+    snprintf(c->request_id, sizeof(c->request_id), "%016llx%016llx",
+             (unsigned long long)next_random(c->w), (unsigned long long)next_random(c->w));
+}
+
+/* Counts the finished (or abandoned) exchange and logs it. */
+static void exchange_account(struct conn *c)
+{
+    if (!c->in_exchange)
+        return;
+    c->in_exchange = false;
+    metrics_request(&c->w->metrics, c->listener, c->route, c->status,
+                    clock_us() - c->started_us);
+    access_log_request(c->w, c);
+}
+
+/* A request whose answer is starting now, counted when it ends. */
+static void exchange_begin(struct conn *c, struct http_str method, struct http_str target,
+                           size_t head_len)
+{
+    if (c->in_exchange)
+        return;
+    c->in_exchange = true;
+    c->bytes_in = head_len;
+    c->bytes_out = 0;
+    c->started_us = clock_us();
+    c->log_upstream = NULL;
+    c->upstream_us = 0;
+    request_id_set(c, NULL);
+    snprintf(c->log_method, sizeof(c->log_method), "%.*s", (int)method.len, method.p);
+    snprintf(c->log_target, sizeof(c->log_target), "%.*s", (int)target.len, target.p);
 }
 
 static void conn_free(struct conn *c)
 {
     struct worker *w = c->w;
 
+    if (c->in_exchange && (c->status == 0 || !c->resp_body.done))
+        c->status = 499; /* closed before the answer was complete (nginx's code) */
+    exchange_account(c);
+    metrics_conn_closed(&w->metrics, c->listener);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -206,6 +275,8 @@ void conn_respond_error(struct conn *c, int status, const char *message)
 
     c->state = CS_RESPOND;
     c->status = status;
+    exchange_begin(c, (struct http_str){"-", 1}, (struct http_str){"-", 1}, 0);
+    c->resp_body.done = true;
     if (c->req_body.in != HTTP_BODY_NONE && !c->req_body.done)
         c->keep_alive = false; /* the unread body would be taken for a request */
     if (status == 400 || status == 408 || status == 431 || status >= 500)
@@ -236,6 +307,7 @@ void conn_exchange_done(struct conn *c)
     struct worker *w = c->w;
 
     c->requests++;
+    exchange_account(c);
     buf_free(&c->out, &w->pool);
     if (c->file_fd >= 0) {
         close(c->file_fd);
@@ -475,11 +547,15 @@ static void process_head(struct conn *c)
     }
     if (n == HTTP_ERROR) {
         exchange_reset(c);
+        exchange_begin(c, (struct http_str){"-", 1}, (struct http_str){"-", 1},
+                       buf_len(&c->in));
         c->keep_alive = false;
         conn_respond_error(c, err.status, err.message);
         return;
     }
     start_exchange(c, &req);
+    exchange_begin(c, req.method, req.target, (size_t)n);
+    request_id_set(c, &req);
     if ((size_t)n > lim->max_header_bytes) {
         c->keep_alive = false;
         conn_respond_error(c, 431, "request header section is larger than "
@@ -546,6 +622,7 @@ static void on_send(struct conn *c, int res)
         conn_close(c);
         return;
     }
+    c->bytes_out += (uint64_t)res;
     if (!outmsg_advance(&c->om, (size_t)res)) {
         conn_send(c);
         return;

@@ -65,7 +65,8 @@ struct conn {
     struct outmsg om;
     size_t consume_after_send; /* bytes of the relay source to drop once sent */
     unsigned requests;
-    bool got_bytes; /* some of the current request has arrived */
+    bool got_bytes;   /* some of the current request has arrived */
+    bool in_exchange; /* a request is being answered: count it when done */
 
     /* The current exchange. */
     const struct config *cfg;
@@ -75,7 +76,14 @@ struct conn {
     bool keep_alive;
     bool expect_continue;
     char request_id[40];
-    uint64_t started;
+    uint64_t started;    /* ms, for timeouts */
+    uint64_t started_us; /* for metrics and the access log */
+    uint64_t up_started_us;
+    uint64_t upstream_us;
+    uint64_t bytes_in, bytes_out;
+    const char *log_upstream; /* endpoint, NULL when none */
+    char log_method[16];
+    char log_target[256]; /* truncated */
     int status;
 
     struct body_relay req_body;

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "accesslog.h"
+#include "admin.h"
 #include "config.h"
 #include "log.h"
 #include "version.h"
@@ -40,8 +42,16 @@ static int run(const struct config *cfg)
     sigset_t signals;
     int sig, status = 0;
 
+    if (!workers)
+        return 1;
     if (worker_probe_kernel(err, sizeof(err)) < 0) {
         log_error("cannot start: %s", err);
+        free(workers);
+        return 1;
+    }
+    if (access_log_open(cfg->access_log) < 0) {
+        log_error("cannot start: access log %s: %s", cfg->access_log, strerror(errno));
+        free(workers);
         return 1;
     }
     sigemptyset(&signals);
@@ -64,6 +74,11 @@ static int run(const struct config *cfg)
             break;
         }
     }
+    if (status == 0 && cfg->has_admin &&
+        admin_start(&cfg->admin, workers, started, err, sizeof(err)) < 0) {
+        log_error("cannot start: %s", err);
+        status = 1;
+    }
     if (status == 0)
         log_info("ringgate %s started: %u workers, %zu listeners", ringgate_version(),
                  cfg->workers, cfg->n_listeners);
@@ -77,12 +92,15 @@ static int run(const struct config *cfg)
         }
         if (sig == SIGHUP)
             log_warn("SIGHUP: configuration reload is not available in this build yet");
+        if (sig == SIGUSR1 && access_log_reopen() < 0)
+            log_error("SIGUSR1: cannot reopen the access log: %s", strerror(errno));
     }
     atomic_store(&workers_stop, true);
-    for (unsigned i = 0; i < started; i++) {
+    for (unsigned i = 0; i < started; i++)
         worker_join(&workers[i]);
+    admin_stop();
+    for (unsigned i = 0; i < started; i++)
         worker_destroy(&workers[i]);
-    }
     free(workers);
     if (status == 0)
         log_info("stopped");

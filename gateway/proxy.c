@@ -103,40 +103,6 @@ static bool dropped_upstream(const struct http_request *req, struct http_str nam
            name_is(name, "x-request-id") || named_in_connection(req, name);
 }
 
-static bool request_id_valid(struct http_str v)
-{
-    if (v.len == 0 || v.len > 128)
-        return false;
-    for (size_t i = 0; i < v.len; i++) {
-        char ch = v.p[i];
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-              ch == '-' || ch == '_' || ch == '.' || ch == ':'))
-            return false;
-    }
-    return true;
-}
-
-static uint64_t next_random(struct worker *w)
-{
-    /* xorshift64*: request ids need to be unique, not secret. */
-    w->rng ^= w->rng >> 12;
-    w->rng ^= w->rng << 25;
-    w->rng ^= w->rng >> 27;
-    return w->rng * 0x2545F4914F6CDD1DULL;
-}
-
-static void request_id_set(struct conn *c, const struct http_request *req)
-{
-    const struct http_header *h = http1_find_header(req->headers, req->n_headers, "x-request-id");
-
-    if (h && request_id_valid(h->value)) {
-        snprintf(c->request_id, sizeof(c->request_id), "%.*s", (int)h->value.len, h->value.p);
-        return;
-    }
-    snprintf(c->request_id, sizeof(c->request_id), "%016llx%016llx",
-             (unsigned long long)next_random(c->w), (unsigned long long)next_random(c->w));
-}
-
 static bool put(struct buf *b, struct buf_pool *pool, const char *p, size_t n)
 {
     return buf_append(b, pool, p, n, UP_HEAD_LIMIT * 2);
@@ -214,15 +180,25 @@ void proxy_abort(struct conn *c)
 
 static void fail(struct conn *c, int status, const char *message)
 {
-    if (c->up)
-        log_warn("upstream %s (%s): %s", c->route->upstream->name,
-                 upstream_endpoint_name(c->up), message);
     detach_upstream(c, false);
     if (c->resp_started) { /* part of the answer is out: only closing is honest */
         conn_close(c);
         return;
     }
     conn_respond_error(c, status, message);
+}
+
+/* The origin failed this attempt: counted, logged, answered. */
+static void upstream_fail(struct conn *c, enum upstream_outcome outcome, int status,
+                          const char *message)
+{
+    if (c->up) {
+        metrics_upstream(&c->w->metrics, c->route->upstream, c->up->ep, outcome,
+                         clock_us() - c->up_started_us);
+        log_warn("upstream %s (%s): %s", c->route->upstream->name,
+                 upstream_endpoint_name(c->up), message);
+    }
+    fail(c, status, message);
 }
 
 static void arm_timeout(struct conn *c, uint64_t ms)
@@ -273,12 +249,16 @@ static void retry_on_new_connection(struct conn *c)
 {
     struct upconn *old = c->up, *up;
 
+    metrics_upstream(&c->w->metrics, c->route->upstream, old->ep, OUTCOME_RESET,
+                     clock_us() - c->up_started_us);
     up = upstream_acquire(c->w, c->route->upstream);
     if (!up) {
         fail(c, 502, "cannot open a connection to the upstream");
         return;
     }
     up->client = c;
+    c->log_upstream = upstream_endpoint_name(up);
+    c->up_started_us = clock_us();
     up->out = old->out; /* the request head, kept for this */
     up->out.start = 0;
     memset(&old->out, 0, sizeof(old->out));
@@ -296,7 +276,6 @@ void proxy_start(struct conn *c, const struct http_request *req)
     struct upconn *up;
 
     c->state = CS_PROXY;
-    request_id_set(c, req);
     up = upstream_acquire(c->w, u);
     if (!up) {
         fail(c, 502, "cannot open a connection to the upstream");
@@ -304,6 +283,8 @@ void proxy_start(struct conn *c, const struct http_request *req)
     }
     up->client = c;
     c->up = up;
+    c->log_upstream = upstream_endpoint_name(up);
+    c->up_started_us = clock_us();
     if (!build_request_head(c, req, &up->out)) {
         c->keep_alive = false;
         fail(c, 431, "request head too large to forward");
@@ -324,7 +305,10 @@ void proxy_on_upstream_connected(struct conn *c, int res)
     if (res < 0) {
         char msg[128];
         snprintf(msg, sizeof(msg), "cannot connect to the upstream: %s", strerror(-res));
-        fail(c, res == -ETIMEDOUT ? 504 : 502, msg);
+        if (res == -ETIMEDOUT)
+            upstream_fail(c, OUTCOME_TIMEOUT, 504, msg);
+        else
+            upstream_fail(c, OUTCOME_CONNECT_FAILURE, 502, msg);
         return;
     }
     send_request_part(c);
@@ -343,7 +327,8 @@ void proxy_on_upstream_sent(struct conn *c, int res)
         } else if (retryable(c)) {
             retry_on_new_connection(c);
         } else {
-            fail(c, 502, "upstream connection lost while sending the request");
+            upstream_fail(c, OUTCOME_RESET, 502,
+                          "upstream connection lost while sending the request");
         }
         return;
     }
@@ -459,23 +444,30 @@ static bool take_response_head(struct conn *c)
             if (up->eof && buf_len(&up->in) == 0 && retryable(c))
                 retry_on_new_connection(c);
             else if (up->eof)
-                fail(c, 502, "upstream closed the connection before a complete response head");
+                upstream_fail(c, OUTCOME_RESET, 502,
+                              "upstream closed the connection before a complete response head");
             else if (buf_len(&up->in) >= UP_HEAD_LIMIT)
-                fail(c, 502, "upstream response head too large");
+                upstream_fail(c, OUTCOME_INVALID, 502, "upstream response head too large");
             else
                 upstream_arm_recv(up);
             return false;
         }
         if (n == HTTP_ERROR) {
-            fail(c, 502, "invalid response from the upstream");
+            upstream_fail(c, OUTCOME_INVALID, 502, "invalid response from the upstream");
             return false;
         }
         if (resp.status == 101) {
-            fail(c, 502, "upstream switched protocols on a route without websocket");
+            upstream_fail(c, OUTCOME_INVALID, 502,
+                          "upstream switched protocols on a route without websocket");
             return false;
         }
-        if (resp.status >= 200)
+        if (resp.status >= 200) {
             response_framing(c, &resp);
+            c->upstream_us = clock_us() - c->up_started_us;
+            metrics_upstream(&c->w->metrics, c->route->upstream, up->ep,
+                             resp.status >= 500 ? OUTCOME_HTTP_5XX : OUTCOME_SUCCESS,
+                             c->upstream_us);
+        }
         if (!build_response_head(c, &resp)) {
             fail(c, 502, "upstream response head too large");
             return false;
@@ -499,11 +491,13 @@ static void process_response(struct conn *c)
         outmsg_add(&c->om, buf_head(&c->out), buf_len(&c->out));
     body_relay_take(&c->resp_body, &up->in, up->eof, &c->om, &c->consume_after_send, &error);
     if (error) {
+        log_warn("upstream %s: malformed chunked response body", c->route->upstream->name);
         fail(c, 502, "malformed chunked response body from the upstream");
         return;
     }
     if (c->om.left == 0) {
         if (up->eof) {
+            log_warn("upstream %s: closed in the middle of a response", c->route->upstream->name);
             fail(c, 502, "upstream closed the connection in the middle of the response");
             return;
         }
@@ -550,6 +544,8 @@ void proxy_on_timeout(struct conn *c)
         conn_close(c);
     else if (!c->req_sent && !c->req_body.done)
         fail(c, 408, "request body not received in time");
+    else if (!c->resp_head)
+        upstream_fail(c, OUTCOME_TIMEOUT, 504, "upstream did not answer within its timeout");
     else
-        fail(c, 504, "upstream did not answer within its timeout");
+        fail(c, 504, "upstream stalled in the middle of the response");
 }

@@ -13,6 +13,14 @@ uint64_t clock_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+uint64_t clock_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
 void timer_wheel_init(struct timer_wheel *wheel, uint64_t now_ms)
 {
     for (size_t i = 0; i < TIMER_SLOTS; i++)

@@ -35,7 +35,8 @@ static inline bool timer_armed(const struct timer *t)
  * (fire may re-arm it). */
 void timer_wheel_run(struct timer_wheel *wheel, uint64_t now_ms, void (*fire)(struct timer *t));
 
-/* Monotonic milliseconds. */
+/* Monotonic milliseconds, and microseconds. */
 uint64_t clock_ms(void);
+uint64_t clock_us(void);
 
 #endif

@@ -145,6 +145,11 @@ int worker_init(struct worker *w, unsigned id, const struct config *cfg, char *e
         w->n_listens++;
     }
     buf_pool_init(&w->pool, 256);
+    if (metrics_init(&w->metrics, cfg) < 0) {
+        snprintf(err, err_size, "out of memory");
+        return -1;
+    }
+    access_log_init(&w->access_log);
     return 0;
 }
 
@@ -246,8 +251,10 @@ static void dispatch(struct worker *w, struct io_uring_cqe *cqe)
     case OP_UP_SEND:
         upstream_on_cqe(owner, op, cqe);
         break;
+    case OP_LOG_WRITE:
+        access_log_on_write(w, cqe->res);
+        break;
     case OP_IGNORE:
-    case OP_WAKE:
         break;
     }
 }
@@ -286,6 +293,7 @@ static void loop_turn(struct worker *w)
     }
     io_uring_cq_advance(&w->ring, seen);
     timer_wheel_run(&w->timers, w->now, conn_on_timer);
+    access_log_flush(w);
     if (!w->draining) {
         for (size_t i = 0; i < w->n_listens; i++)
             if (!w->listens[i].accepting)
@@ -380,4 +388,6 @@ void worker_destroy(struct worker *w)
         munmap(w->buf_ring, RECV_BUFFERS * sizeof(struct io_uring_buf));
     free(w->buf_base);
     buf_pool_destroy(&w->pool);
+    metrics_destroy(&w->metrics);
+    access_log_destroy(&w->access_log);
 }

@@ -10,8 +10,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "accesslog.h"
 #include "buf.h"
 #include "config.h"
+#include "metrics.h"
 #include "timer.h"
 
 /* What a completion is for: the low 4 bits of its user_data; the rest is a
@@ -25,7 +27,7 @@ enum op {
     OP_UP_CONNECT,
     OP_UP_RECV,
     OP_UP_SEND,
-    OP_WAKE,
+    OP_LOG_WRITE,
 };
 
 #define OP_MASK 15u
@@ -67,7 +69,9 @@ struct worker {
     uint64_t rng; /* request ids */
     bool draining;
     uint64_t drain_deadline;
-};
+    struct worker_metrics metrics;
+    struct access_log access_log;
+} __attribute__((aligned(16)));
 
 /* Process-wide control, written by the main thread. */
 extern atomic_bool workers_stop;

@@ -1,0 +1,193 @@
+/* The admin listener's thread: one connection at a time, each bounded by
+ * socket timeouts, answered and closed. Scrapes are rare; simplicity wins. */
+#include "admin.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "http1.h"
+#include "log.h"
+#include "metrics.h"
+#include "reply.h"
+
+#define ADMIN_HEAD_MAX 8192
+
+static struct {
+    int fd;
+    int wake[2];
+    pthread_t thread;
+    struct worker *workers;
+    size_t n_workers;
+} admin = {.fd = -1, .wake = {-1, -1}};
+
+static void send_all(int fd, const char *p, size_t n)
+{
+    while (n) {
+        ssize_t sent = send(fd, p, n, MSG_NOSIGNAL);
+        if (sent <= 0)
+            return;
+        p += sent;
+        n -= (size_t)sent;
+    }
+}
+
+static void answer(int fd, int status, const char *type, const char *body, size_t len)
+{
+    char head[256];
+    int n = snprintf(head, sizeof(head),
+                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                     "Connection: close\r\n\r\n",
+                     status, http_reason(status), type, len);
+
+    send_all(fd, head, (size_t)n);
+    send_all(fd, body, len);
+}
+
+static void answer_error(int fd, int status, const char *message)
+{
+    char out[1024];
+    size_t n = reply_error(out, sizeof(out), status, message, false, NULL);
+
+    send_all(fd, out, n);
+}
+
+static void answer_metrics(int fd)
+{
+    struct worker_metrics *list[256];
+    size_t n = admin.n_workers < 256 ? admin.n_workers : 256, len;
+    char *text;
+
+    for (size_t i = 0; i < n; i++)
+        list[i] = &admin.workers[i].metrics;
+    text = metrics_render(list, n, &len);
+    if (!text) {
+        answer_error(fd, 500, "out of memory rendering metrics");
+        return;
+    }
+    answer(fd, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
+    free(text);
+}
+
+static bool path_is(const struct http_request *req, const char *path)
+{
+    return req->path.len == strlen(path) && memcmp(req->path.p, path, req->path.len) == 0;
+}
+
+static void route(int fd, const struct http_request *req)
+{
+    bool ready = !atomic_load(&workers_stop);
+
+    if (req->method_id != HTTP_GET && req->method_id != HTTP_HEAD)
+        answer_error(fd, 405, "the admin endpoints answer GET only");
+    else if (path_is(req, "/healthz"))
+        answer(fd, 200, "text/plain", "ok\n", 3);
+    else if (path_is(req, "/readyz"))
+        answer(fd, ready ? 200 : 503, "text/plain", ready ? "ready\n" : "draining\n",
+               ready ? 6 : 9);
+    else if (path_is(req, "/metrics"))
+        answer_metrics(fd);
+    else
+        answer_error(fd, 404, "admin endpoints: /healthz, /readyz, /metrics");
+}
+
+static void serve(int fd)
+{
+    struct timeval tv = {.tv_sec = 2};
+    char head[ADMIN_HEAD_MAX];
+    size_t len = 0;
+
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    while (len < sizeof(head)) {
+        struct http_request req;
+        struct http_error err;
+        ssize_t got = recv(fd, head + len, sizeof(head) - len, 0);
+        int n;
+
+        if (got <= 0)
+            return;
+        len += (size_t)got;
+        n = http1_parse_request(head, len, &req, &err);
+        if (n == HTTP_INCOMPLETE)
+            continue;
+        if (n == HTTP_ERROR)
+            answer_error(fd, err.status, err.message);
+        else
+            route(fd, &req);
+        return;
+    }
+    answer_error(fd, 431, "request head too large");
+}
+
+static void *admin_main(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        struct pollfd fds[2] = {{.fd = admin.fd, .events = POLLIN},
+                                {.fd = admin.wake[0], .events = POLLIN}};
+        int fd;
+
+        if (poll(fds, 2, -1) < 0 && errno != EINTR)
+            break;
+        if (fds[1].revents)
+            break;
+        if (!(fds[0].revents & POLLIN))
+            continue;
+        fd = accept4(admin.fd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd < 0)
+            continue;
+        serve(fd);
+        shutdown(fd, SHUT_WR);
+        close(fd);
+    }
+    return NULL;
+}
+
+int admin_start(const struct sockaddr_any *addr, struct worker *workers, size_t n_workers,
+                char *err, size_t err_size)
+{
+    int one = 1;
+
+    admin.workers = workers;
+    admin.n_workers = n_workers;
+    admin.fd = socket(addr->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (admin.fd < 0 || setsockopt(admin.fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        bind(admin.fd, (const struct sockaddr *)&addr->ss, addr->len) < 0 ||
+        listen(admin.fd, 64) < 0 || pipe2(admin.wake, O_CLOEXEC) < 0) {
+        snprintf(err, err_size, "admin listener: %s", strerror(errno));
+        admin_stop();
+        return -1;
+    }
+    if (pthread_create(&admin.thread, NULL, admin_main, NULL) != 0) {
+        snprintf(err, err_size, "admin listener: cannot start its thread");
+        admin_stop();
+        return -1;
+    }
+    return 0;
+}
+
+void admin_stop(void)
+{
+    if (admin.thread) {
+        if (write(admin.wake[1], "x", 1) < 0) {
+            /* the thread will not wake; joining would hang */
+        } else {
+            pthread_join(admin.thread, NULL);
+        }
+        admin.thread = 0;
+    }
+    for (int i = 0; i < 2; i++)
+        if (admin.wake[i] >= 0)
+            close(admin.wake[i]);
+    if (admin.fd >= 0)
+        close(admin.fd);
+    admin.fd = admin.wake[0] = admin.wake[1] = -1;
+}
