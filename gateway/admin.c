@@ -66,7 +66,7 @@ static void answer_metrics(int fd)
     char *text;
 
     for (size_t i = 0; i < n; i++)
-        list[i] = &admin.workers[i].metrics;
+        list[i] = admin.workers[i].metrics;
     text = metrics_render(list, n, &len);
     if (!text) {
         answer_error(fd, 500, "out of memory rendering metrics");

@@ -31,6 +31,7 @@ struct limits_conf {
 
 struct listener_conf {
     char *name;
+    unsigned metrics_id; /* set by metrics_register() */
     char *listen; /* as written, e.g. "0.0.0.0:8080" */
     struct sockaddr_any addr;
 };
@@ -38,6 +39,7 @@ struct listener_conf {
 struct endpoint_conf {
     char *text; /* as written, e.g. "127.0.0.1:9000" or "origin.local:80" */
     struct sockaddr_any addr; /* resolved at load */
+    unsigned metrics_id;
 };
 
 enum balance { BALANCE_ROUND_ROBIN, BALANCE_LEAST_REQUEST, BALANCE_HASH };
@@ -51,6 +53,7 @@ struct upstream_conf {
     uint64_t timeout;         /* ms to the first response byte, default 30s */
     unsigned keepalive;       /* idle pooled connections per endpoint per worker, default 64 */
     unsigned index;           /* position in config.upstreams */
+    unsigned metrics_id;
 };
 
 #define METHOD_BIT(m) (1u << (m)) /* m: enum http_method */
@@ -64,6 +67,7 @@ struct route_conf {
     char *static_root;  /* absolute, without a trailing slash */
     bool websocket;
     char *name;         /* metrics label: "name:" key, else "route<N>" */
+    unsigned metrics_id;
 };
 
 struct config {

@@ -108,7 +108,7 @@ void conn_accept(struct worker *w, struct listen_socket *ls, int fd)
         w->conns->prev = c;
     w->conns = c;
     w->n_conns++;
-    metrics_conn_opened(&w->metrics, c->listener);
+    metrics_conn_opened(w->metrics, c->listener);
     timer_arm(&w->timers, &c->timer, w->now + w->cfg->limits.header_timeout);
     conn_arm_recv(c);
 }
@@ -155,7 +155,7 @@ static void exchange_account(struct conn *c)
     if (!c->in_exchange)
         return;
     c->in_exchange = false;
-    metrics_request(&c->w->metrics, c->listener, c->route, c->status,
+    metrics_request(c->w->metrics, c->listener, c->route, c->status,
                     clock_us() - c->started_us);
     access_log_request(c->w, c);
 }
@@ -184,7 +184,7 @@ static void conn_free(struct conn *c)
     if (c->in_exchange && (c->status == 0 || !c->resp_body.done))
         c->status = 499; /* closed before the answer was complete (nginx's code) */
     exchange_account(c);
-    metrics_conn_closed(&w->metrics, c->listener);
+    metrics_conn_closed(w->metrics, c->listener);
     if (c->prev)
         c->prev->next = c->next;
     else

@@ -11,6 +11,7 @@
 #include "admin.h"
 #include "config.h"
 #include "log.h"
+#include "metrics.h"
 #include "version.h"
 #include "worker.h"
 
@@ -140,6 +141,7 @@ int main(int argc, char **argv)
         print_errors(&errors);
         return 1;
     }
+    metrics_register(cfg);
     if (check_only) {
         fprintf(stderr, "%s: configuration is valid\n", path);
         config_free(cfg);

@@ -1,6 +1,7 @@
 /* Per-worker counters and their Prometheus exposition. */
 #include "metrics.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,42 +20,49 @@ static const char *outcome_names[OUTCOME_COUNT] = {
     "success", "connect_failure", "timeout", "reset", "http_5xx", "invalid",
 };
 
-int metrics_init(struct worker_metrics *m, const struct config *cfg)
-{
-    size_t routes = cfg->n_routes + 1, slots = 0;
+/* ---- ids by name ---- */
 
-    memset(m, 0, sizeof(*m));
-    m->cfg = cfg;
-    m->endpoint_base = calloc(cfg->n_upstreams + 1, sizeof(size_t));
-    for (size_t i = 0; m->endpoint_base && i < cfg->n_upstreams; i++) {
-        m->endpoint_base[i] = slots;
-        slots += cfg->upstreams[i].n_endpoints;
-    }
-    m->n_endpoint_slots = slots;
-    m->requests = calloc(cfg->n_listeners * routes * METRICS_STATUSES, sizeof(counter_t));
-    m->req_latency = calloc(routes, sizeof(struct histogram));
-    m->conns_opened = calloc(cfg->n_listeners, sizeof(counter_t));
-    m->conns_closed = calloc(cfg->n_listeners, sizeof(counter_t));
-    m->upstream_requests = calloc(slots * OUTCOME_COUNT + 1, sizeof(counter_t));
-    m->up_latency = calloc(cfg->n_upstreams + 1, sizeof(struct histogram));
-    if (!m->endpoint_base || !m->requests || !m->req_latency || !m->conns_opened ||
-        !m->conns_closed || !m->upstream_requests || !m->up_latency) {
-        metrics_destroy(m);
-        return -1;
-    }
-    return 0;
+struct registry {
+    char *names[METRICS_MAX_ENDPOINTS];
+    unsigned count, max;
+};
+
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct registry listener_ids = {.max = METRICS_MAX_LISTENERS};
+static struct registry route_ids = {.count = 1, .max = METRICS_MAX_ROUTES}; /* 0: none */
+static struct registry upstream_ids = {.max = METRICS_MAX_UPSTREAMS};
+static struct registry endpoint_ids = {.max = METRICS_MAX_ENDPOINTS}; /* "upstream endpoint" */
+
+static unsigned id_of(struct registry *r, const char *name)
+{
+    for (unsigned i = 0; i < r->count; i++)
+        if (r->names[i] && strcmp(r->names[i], name) == 0)
+            return i;
+    if (r->count == r->max)
+        return r->max - 1; /* the last id is shared by the overflow */
+    r->names[r->count] = strdup(r->count == r->max - 1 ? "other" : name);
+    return r->count++;
 }
 
-void metrics_destroy(struct worker_metrics *m)
+void metrics_register(struct config *cfg)
 {
-    free(m->requests);
-    free(m->req_latency);
-    free(m->conns_opened);
-    free(m->conns_closed);
-    free(m->upstream_requests);
-    free(m->up_latency);
-    free(m->endpoint_base);
-    memset(m, 0, sizeof(*m));
+    char key[512];
+
+    pthread_mutex_lock(&registry_lock);
+    for (size_t i = 0; i < cfg->n_listeners; i++)
+        cfg->listeners[i].metrics_id = id_of(&listener_ids, cfg->listeners[i].name);
+    for (size_t i = 0; i < cfg->n_routes; i++)
+        cfg->routes[i].metrics_id = id_of(&route_ids, cfg->routes[i].name);
+    for (size_t i = 0; i < cfg->n_upstreams; i++) {
+        struct upstream_conf *u = &cfg->upstreams[i];
+
+        u->metrics_id = id_of(&upstream_ids, u->name);
+        for (size_t e = 0; e < u->n_endpoints; e++) {
+            snprintf(key, sizeof(key), "%s %s", u->name, u->endpoints[e].text);
+            u->endpoints[e].metrics_id = id_of(&endpoint_ids, key);
+        }
+    }
+    pthread_mutex_unlock(&registry_lock);
 }
 
 static void observe(struct histogram *h, uint64_t us)
@@ -68,42 +76,51 @@ static void observe(struct histogram *h, uint64_t us)
     counter_add(&h->sum_us, us);
 }
 
-static size_t route_index(const struct worker_metrics *m, const struct route_conf *r)
+static uint64_t request_key(unsigned listener, unsigned route, int status)
 {
-    return r ? (size_t)(r - m->cfg->routes) : m->cfg->n_routes;
+    return ((uint64_t)(listener + 1) << 32) | ((uint64_t)route << 12) | (uint64_t)status;
 }
 
 void metrics_request(struct worker_metrics *m, const struct listener_conf *l,
                      const struct route_conf *r, int status, uint64_t duration_us)
 {
-    size_t li = (size_t)(l - m->cfg->listeners), ri = route_index(m, r);
+    unsigned route = r ? r->metrics_id : 0;
+    uint64_t key = request_key(l->metrics_id, route, status);
+    size_t i = (size_t)((key * 0x9E3779B97F4A7C15ULL) >> 52) % METRICS_REQUEST_SLOTS;
 
-    if (status < 100 || status > 599)
-        status = 599;
-    counter_add(&m->requests[(li * (m->cfg->n_routes + 1) + ri) * METRICS_STATUSES +
-                             (size_t)(status - 100)],
-                1);
-    observe(&m->req_latency[ri], duration_us);
+    for (size_t probes = 0; probes < METRICS_REQUEST_SLOTS; probes++) {
+        struct request_slot *slot = &m->requests[i];
+        uint64_t k = atomic_load_explicit(&slot->key, memory_order_relaxed);
+
+        if (k == 0) /* published before its count: a reader sees the key first */
+            atomic_store_explicit(&slot->key, k = key, memory_order_release);
+        if (k == key) {
+            counter_add(&slot->count, 1);
+            break;
+        }
+        i = (i + 1) % METRICS_REQUEST_SLOTS;
+        if (probes + 1 == METRICS_REQUEST_SLOTS)
+            counter_add(&m->requests_dropped, 1);
+    }
+    observe(&m->req_latency[route], duration_us);
 }
 
 void metrics_upstream(struct worker_metrics *m, const struct upstream_conf *u, unsigned endpoint,
                       enum upstream_outcome outcome, uint64_t duration_us)
 {
-    size_t slot = m->endpoint_base[u->index] + endpoint;
-
-    counter_add(&m->upstream_requests[slot * OUTCOME_COUNT + outcome], 1);
+    counter_add(&m->upstream_requests[u->endpoints[endpoint].metrics_id][outcome], 1);
     if (outcome == OUTCOME_SUCCESS || outcome == OUTCOME_HTTP_5XX)
-        observe(&m->up_latency[u->index], duration_us);
+        observe(&m->up_latency[u->metrics_id], duration_us);
 }
 
 void metrics_conn_opened(struct worker_metrics *m, const struct listener_conf *l)
 {
-    counter_add(&m->conns_opened[l - m->cfg->listeners], 1);
+    counter_add(&m->conns_opened[l->metrics_id], 1);
 }
 
 void metrics_conn_closed(struct worker_metrics *m, const struct listener_conf *l)
 {
-    counter_add(&m->conns_closed[l - m->cfg->listeners], 1);
+    counter_add(&m->conns_closed[l->metrics_id], 1);
 }
 
 /* ---- exposition ---- */
@@ -149,11 +166,6 @@ static uint64_t get(const counter_t *c)
     return atomic_load_explicit(c, memory_order_relaxed);
 }
 
-static const char *route_name(const struct config *cfg, size_t ri)
-{
-    return ri < cfg->n_routes ? cfg->routes[ri].name : "none";
-}
-
 typedef const struct histogram *(*histogram_pick)(const struct worker_metrics *m, size_t index);
 
 static const struct histogram *pick_request(const struct worker_metrics *m, size_t index)
@@ -193,68 +205,90 @@ static void emit_histogram(struct out *o, const char *name, const char *label, c
     emit(o, "%s_count{%s=\"%s\"} %llu\n", name, label, value, (unsigned long long)count);
 }
 
+struct series {
+    uint64_t key;
+    uint64_t count;
+};
+
+static int series_cmp(const void *a, const void *b)
+{
+    uint64_t x = ((const struct series *)a)->key, y = ((const struct series *)b)->key;
+
+    return x < y ? -1 : x > y;
+}
+
 static void render_requests(struct out *o, struct worker_metrics *const *w, size_t n)
 {
-    const struct config *cfg = w[0]->cfg;
-    size_t routes = cfg->n_routes + 1;
+    struct series *all = malloc(sizeof(*all) * METRICS_REQUEST_SLOTS * n);
+    size_t count = 0;
 
     emit(o, "# HELP ringgate_requests_total Requests answered, by listener, route and status.\n"
             "# TYPE ringgate_requests_total counter\n");
-    for (size_t li = 0; li < cfg->n_listeners; li++)
-        for (size_t ri = 0; ri < routes; ri++)
-            for (size_t s = 0; s < METRICS_STATUSES; s++) {
-                uint64_t sum = 0;
-                for (size_t i = 0; i < n; i++)
-                    sum += get(&w[i]->requests[(li * routes + ri) * METRICS_STATUSES + s]);
-                if (sum)
-                    emit(o,
-                         "ringgate_requests_total{listener=\"%s\",route=\"%s\",code=\"%zu\"} "
-                         "%llu\n",
-                         cfg->listeners[li].name, route_name(cfg, ri), s + 100,
-                         (unsigned long long)sum);
-            }
+    if (!all) {
+        o->failed = 1;
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        for (size_t s = 0; s < METRICS_REQUEST_SLOTS; s++) {
+            const struct request_slot *slot = &w[i]->requests[s];
+            uint64_t key = atomic_load_explicit(&slot->key, memory_order_acquire);
+            if (key)
+                all[count++] = (struct series){key, get(&slot->count)};
+        }
+    qsort(all, count, sizeof(*all), series_cmp);
+    for (size_t i = 0; i < count;) {
+        uint64_t key = all[i].key, sum = 0;
+        unsigned listener = (unsigned)(key >> 32) - 1, route = (unsigned)(key >> 12) & 0xfffff;
+
+        for (; i < count && all[i].key == key; i++)
+            sum += all[i].count;
+        emit(o, "ringgate_requests_total{listener=\"%s\",route=\"%s\",code=\"%u\"} %llu\n",
+             listener_ids.names[listener], route ? route_ids.names[route] : "none",
+             (unsigned)(key & 0xfff), (unsigned long long)sum);
+    }
+    free(all);
     emit(o, "# HELP ringgate_request_duration_seconds Time from request head to the last "
             "byte of the answer.\n# TYPE ringgate_request_duration_seconds histogram\n");
-    for (size_t ri = 0; ri < routes; ri++)
-        emit_histogram(o, "ringgate_request_duration_seconds", "route", route_name(cfg, ri), w, n,
-                       pick_request, ri);
+    for (unsigned r = 0; r < route_ids.count; r++)
+        emit_histogram(o, "ringgate_request_duration_seconds", "route",
+                       r ? route_ids.names[r] : "none", w, n, pick_request, r);
     emit(o, "# HELP ringgate_connections_active Client connections open now.\n"
             "# TYPE ringgate_connections_active gauge\n");
-    for (size_t li = 0; li < cfg->n_listeners; li++) {
+    for (unsigned l = 0; l < listener_ids.count; l++) {
         uint64_t opened = 0, closed = 0;
         for (size_t i = 0; i < n; i++) {
-            opened += get(&w[i]->conns_opened[li]);
-            closed += get(&w[i]->conns_closed[li]);
+            opened += get(&w[i]->conns_opened[l]);
+            closed += get(&w[i]->conns_closed[l]);
         }
-        emit(o, "ringgate_connections_active{listener=\"%s\"} %llu\n", cfg->listeners[li].name,
-             (unsigned long long)(opened - closed));
+        emit(o, "ringgate_connections_active{listener=\"%s\"} %lld\n", listener_ids.names[l],
+             (long long)(opened - closed));
     }
 }
 
 static void render_upstreams(struct out *o, struct worker_metrics *const *w, size_t n)
 {
-    const struct config *cfg = w[0]->cfg;
-
     emit(o, "# HELP ringgate_upstream_requests_total Attempts to upstream endpoints, by "
             "outcome.\n# TYPE ringgate_upstream_requests_total counter\n");
-    for (size_t u = 0; u < cfg->n_upstreams; u++)
-        for (size_t e = 0; e < cfg->upstreams[u].n_endpoints; e++)
-            for (size_t k = 0; k < OUTCOME_COUNT; k++) {
-                uint64_t sum = 0;
-                for (size_t i = 0; i < n; i++)
-                    sum += get(&w[i]->upstream_requests[(w[i]->endpoint_base[u] + e) *
-                                                            OUTCOME_COUNT +
-                                                        k]);
-                emit(o,
-                     "ringgate_upstream_requests_total{upstream=\"%s\",endpoint=\"%s\","
-                     "outcome=\"%s\"} %llu\n",
-                     cfg->upstreams[u].name, cfg->upstreams[u].endpoints[e].text,
-                     outcome_names[k], (unsigned long long)sum);
-            }
+    for (unsigned e = 0; e < endpoint_ids.count; e++) {
+        const char *space = strchr(endpoint_ids.names[e], ' ');
+        int ulen = space ? (int)(space - endpoint_ids.names[e]) : 0;
+        const char *endpoint = space ? space + 1 : endpoint_ids.names[e];
+
+        for (size_t k = 0; k < OUTCOME_COUNT; k++) {
+            uint64_t sum = 0;
+            for (size_t i = 0; i < n; i++)
+                sum += get(&w[i]->upstream_requests[e][k]);
+            emit(o,
+                 "ringgate_upstream_requests_total{upstream=\"%.*s\",endpoint=\"%s\","
+                 "outcome=\"%s\"} %llu\n",
+                 ulen, endpoint_ids.names[e], endpoint, outcome_names[k],
+                 (unsigned long long)sum);
+        }
+    }
     emit(o, "# HELP ringgate_upstream_duration_seconds Time from sending a request upstream "
             "to its response head.\n# TYPE ringgate_upstream_duration_seconds histogram\n");
-    for (size_t u = 0; u < cfg->n_upstreams; u++)
-        emit_histogram(o, "ringgate_upstream_duration_seconds", "upstream", cfg->upstreams[u].name,
+    for (unsigned u = 0; u < upstream_ids.count; u++)
+        emit_histogram(o, "ringgate_upstream_duration_seconds", "upstream", upstream_ids.names[u],
                        w, n, pick_upstream, u);
 }
 
@@ -277,10 +311,10 @@ char *metrics_render(struct worker_metrics *const *workers, size_t n_workers, si
          "ringgate_config_reloads_total{result=\"failure\"} %llu\n",
          (unsigned long long)get(&metrics_reloads_ok),
          (unsigned long long)get(&metrics_reloads_failed));
-    if (n_workers) {
-        render_requests(&o, workers, n_workers);
-        render_upstreams(&o, workers, n_workers);
-    }
+    pthread_mutex_lock(&registry_lock);
+    render_requests(&o, workers, n_workers);
+    render_upstreams(&o, workers, n_workers);
+    pthread_mutex_unlock(&registry_lock);
     if (o.failed) {
         free(o.p);
         return NULL;

@@ -1,6 +1,10 @@
 /* Metrics: plain per-worker counters, written only by their worker (no
  * lock, no atomic read-modify-write on the hot path), summed by the admin
- * thread at scrape time into the Prometheus text format 0.0.4. */
+ * thread at scrape time into the Prometheus text format 0.0.4.
+ *
+ * Counters are indexed by ids that the main thread gives to listeners,
+ * routes, upstreams and endpoints by name (metrics_register): the same
+ * name keeps its id, and its counts, across configuration reloads. */
 #ifndef RINGGATE_METRICS_H
 #define RINGGATE_METRICS_H
 
@@ -11,7 +15,11 @@
 #include "config.h"
 
 #define METRICS_BUCKETS 16 /* 100us .. 10s, plus +Inf */
-#define METRICS_STATUSES 500 /* 100..599 */
+#define METRICS_MAX_LISTENERS 64
+#define METRICS_MAX_ROUTES 512 /* id 0: no route matched */
+#define METRICS_MAX_UPSTREAMS 128
+#define METRICS_MAX_ENDPOINTS 1024
+#define METRICS_REQUEST_SLOTS 4096 /* (listener, route, status) series per worker */
 
 enum upstream_outcome {
     OUTCOME_SUCCESS,
@@ -38,21 +46,25 @@ struct histogram {
     counter_t sum_us;
 };
 
-/* A worker's counters, laid out for one configuration snapshot. */
-struct worker_metrics {
-    const struct config *cfg;
-    counter_t *requests;           /* [listener][route or none][status] */
-    struct histogram *req_latency; /* [route or none] */
-    counter_t *conns_opened;       /* [listener] */
-    counter_t *conns_closed;       /* [listener] */
-    counter_t *upstream_requests;  /* [endpoint slot][outcome] */
-    struct histogram *up_latency;  /* [upstream] */
-    size_t *endpoint_base;         /* [upstream]: first endpoint slot */
-    size_t n_endpoint_slots;
+struct request_slot {
+    _Atomic uint64_t key; /* listener id, route id, status; 0 = free */
+    counter_t count;
 };
 
-int metrics_init(struct worker_metrics *m, const struct config *cfg);
-void metrics_destroy(struct worker_metrics *m);
+struct worker_metrics {
+    struct request_slot requests[METRICS_REQUEST_SLOTS];
+    counter_t requests_dropped; /* table full */
+    struct histogram req_latency[METRICS_MAX_ROUTES];
+    counter_t conns_opened[METRICS_MAX_LISTENERS];
+    counter_t conns_closed[METRICS_MAX_LISTENERS];
+    counter_t upstream_requests[METRICS_MAX_ENDPOINTS][OUTCOME_COUNT];
+    struct histogram up_latency[METRICS_MAX_UPSTREAMS];
+};
+
+/* Main thread, before a snapshot is published: sets the metrics_id of its
+ * listeners, routes, upstreams and endpoints. Names beyond the limits
+ * share a last "other" id. */
+void metrics_register(struct config *cfg);
 
 /* route: NULL when no route matched. */
 void metrics_request(struct worker_metrics *m, const struct listener_conf *l,
@@ -65,8 +77,8 @@ void metrics_conn_closed(struct worker_metrics *m, const struct listener_conf *l
 /* Process-wide counters kept by the main thread. */
 extern counter_t metrics_reloads_ok, metrics_reloads_failed;
 
-/* Writes the exposition of all workers' metrics (same configuration) into
- * a malloc'd string; *len set. NULL on allocation failure. */
+/* The exposition of all workers' metrics, in a malloc'd string (*len set);
+ * NULL on allocation failure. Safe from any thread. */
 char *metrics_render(struct worker_metrics *const *workers, size_t n_workers, size_t *len);
 
 #endif

@@ -151,6 +151,9 @@ static bool build_request_head(struct conn *c, const struct http_request *req, s
         ok &= put(out, pool, "X-Forwarded-Host: ", 18);
         ok &= put_str(out, pool, host->value);
         ok &= put(out, pool, "\r\n", 2);
+    } else { /* an HTTP/1.0 client: HTTP/1.1 upstream needs a Host */
+        n = snprintf(line, sizeof(line), "Host: %s\r\n", upstream_endpoint_name(c->up));
+        ok &= put(out, pool, line, (size_t)n);
     }
     if (req->body == HTTP_BODY_LENGTH)
         n = snprintf(line, sizeof(line), "Content-Length: %llu\r\n\r\n",
@@ -193,7 +196,7 @@ static void upstream_fail(struct conn *c, enum upstream_outcome outcome, int sta
                           const char *message)
 {
     if (c->up) {
-        metrics_upstream(&c->w->metrics, c->route->upstream, c->up->ep, outcome,
+        metrics_upstream(c->w->metrics, c->route->upstream, c->up->ep, outcome,
                          clock_us() - c->up_started_us);
         log_warn("upstream %s (%s): %s", c->route->upstream->name,
                  upstream_endpoint_name(c->up), message);
@@ -231,7 +234,9 @@ static void send_request_part(struct conn *c)
         conn_respond_error(c, 413, "request body is larger than limits.max_body_bytes");
         return;
     }
-    if (up->om.left == 0) { /* nothing yet: wait for the client */
+    if (up->om.left == 0) { /* nothing yet, or framing only: wait for the client */
+        buf_consume(&c->in, c->consume_after_send);
+        c->consume_after_send = 0;
         arm_timeout(c, c->cfg->limits.idle_timeout);
         conn_arm_recv(c);
         return;
@@ -249,7 +254,7 @@ static void retry_on_new_connection(struct conn *c)
 {
     struct upconn *old = c->up, *up;
 
-    metrics_upstream(&c->w->metrics, c->route->upstream, old->ep, OUTCOME_RESET,
+    metrics_upstream(c->w->metrics, c->route->upstream, old->ep, OUTCOME_RESET,
                      clock_us() - c->up_started_us);
     up = upstream_acquire(c->w, c->route->upstream);
     if (!up) {
@@ -464,7 +469,7 @@ static bool take_response_head(struct conn *c)
         if (resp.status >= 200) {
             response_framing(c, &resp);
             c->upstream_us = clock_us() - c->up_started_us;
-            metrics_upstream(&c->w->metrics, c->route->upstream, up->ep,
+            metrics_upstream(c->w->metrics, c->route->upstream, up->ep,
                              resp.status >= 500 ? OUTCOME_HTTP_5XX : OUTCOME_SUCCESS,
                              c->upstream_us);
         }
@@ -478,9 +483,33 @@ static bool take_response_head(struct conn *c)
     return true;
 }
 
-static void process_response(struct conn *c)
+static void process_response(struct conn *c);
+
+/* After the relayed bytes have gone (or when there were none to send):
+ * finish, go on with what is buffered, or wait for the origin. */
+static void response_continue(struct conn *c)
 {
     struct upconn *up = c->up;
+
+    buf_consume(&up->in, c->consume_after_send);
+    c->consume_after_send = 0;
+    if (c->resp_body.done) {
+        detach_upstream(c, c->up_reusable && c->resp_body.in != HTTP_BODY_TO_EOF);
+        conn_exchange_done(c);
+    } else if (buf_len(&up->in)) {
+        process_response(c);
+    } else if (up->eof) {
+        log_warn("upstream %s: closed in the middle of a response", c->route->upstream->name);
+        fail(c, 502, "upstream closed the connection in the middle of the response");
+    } else {
+        upstream_arm_recv(up);
+        arm_timeout(c, c->route->upstream->timeout);
+    }
+}
+
+static void process_response(struct conn *c)
+{
+    struct upconn *up;
     int error;
 
     if (!c->resp_head && !take_response_head(c))
@@ -495,14 +524,8 @@ static void process_response(struct conn *c)
         fail(c, 502, "malformed chunked response body from the upstream");
         return;
     }
-    if (c->om.left == 0) {
-        if (up->eof) {
-            log_warn("upstream %s: closed in the middle of a response", c->route->upstream->name);
-            fail(c, 502, "upstream closed the connection in the middle of the response");
-            return;
-        }
-        upstream_arm_recv(up);
-        arm_timeout(c, c->route->upstream->timeout);
+    if (c->om.left == 0) { /* framing only, or the end with nothing to add */
+        response_continue(c);
         return;
     }
     c->resp_started = true;
@@ -512,22 +535,8 @@ static void process_response(struct conn *c)
 
 void proxy_on_client_sent(struct conn *c)
 {
-    struct upconn *up = c->up;
-
     buf_consume(&c->out, buf_len(&c->out));
-    buf_consume(&up->in, c->consume_after_send);
-    c->consume_after_send = 0;
-    if (c->resp_body.done) {
-        detach_upstream(c, c->up_reusable && c->resp_body.in != HTTP_BODY_TO_EOF);
-        conn_exchange_done(c);
-        return;
-    }
-    if (buf_len(&up->in) || up->eof) {
-        process_response(c);
-        return;
-    }
-    upstream_arm_recv(up);
-    arm_timeout(c, c->route->upstream->timeout);
+    response_continue(c);
 }
 
 void proxy_on_upstream_data(struct conn *c, int res)

@@ -145,7 +145,8 @@ int worker_init(struct worker *w, unsigned id, const struct config *cfg, char *e
         w->n_listens++;
     }
     buf_pool_init(&w->pool, 256);
-    if (metrics_init(&w->metrics, cfg) < 0) {
+    w->metrics = calloc(1, sizeof(*w->metrics));
+    if (!w->metrics) {
         snprintf(err, err_size, "out of memory");
         return -1;
     }
@@ -388,6 +389,6 @@ void worker_destroy(struct worker *w)
         munmap(w->buf_ring, RECV_BUFFERS * sizeof(struct io_uring_buf));
     free(w->buf_base);
     buf_pool_destroy(&w->pool);
-    metrics_destroy(&w->metrics);
+    free(w->metrics);
     access_log_destroy(&w->access_log);
 }

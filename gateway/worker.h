@@ -69,7 +69,7 @@ struct worker {
     uint64_t rng; /* request ids */
     bool draining;
     uint64_t drain_deadline;
-    struct worker_metrics metrics;
+    struct worker_metrics *metrics;
     struct access_log access_log;
 } __attribute__((aligned(16)));
 
