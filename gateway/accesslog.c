@@ -12,25 +12,39 @@
 #include "conn.h"
 #include "log.h"
 
-static int log_fd = -1;
-static char *log_path;
+/* Read by the workers, changed by the main thread (start, reload). */
+static _Atomic int log_fd = -1;
+static char *log_path; /* the file behind log_fd; NULL for stdout or off */
+
+static bool same_path(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
 
 int access_log_open(const char *path)
 {
-    free(log_path);
-    log_path = NULL;
+    int fd;
+
+    if (same_path(path, log_path) && (path || log_fd < 0))
+        return 0;
     if (!path) {
-        log_fd = -1;
-        return 0;
+        /* The old descriptor stays open: a write may still be in a ring. */
+        atomic_store(&log_fd, -1);
+    } else if (strcmp(path, "-") == 0) {
+        atomic_store(&log_fd, STDOUT_FILENO);
+    } else {
+        fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+        if (fd < 0)
+            return -1;
+        if (log_fd > STDOUT_FILENO) { /* the same number, another file */
+            dup3(fd, log_fd, O_CLOEXEC);
+            close(fd);
+        } else {
+            atomic_store(&log_fd, fd);
+        }
     }
-    if (strcmp(path, "-") == 0) {
-        log_fd = STDOUT_FILENO;
-        return 0;
-    }
-    log_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-    if (log_fd < 0)
-        return -1;
-    log_path = strdup(path);
+    free(log_path);
+    log_path = path && strcmp(path, "-") != 0 ? strdup(path) : NULL;
     return 0;
 }
 
@@ -60,8 +74,6 @@ bool access_log_enabled(void)
 void access_log_init(struct access_log *log)
 {
     memset(log, 0, sizeof(*log));
-    if (!access_log_enabled())
-        return;
     log->buf[0] = malloc(ACCESS_LOG_BUF);
     log->buf[1] = malloc(ACCESS_LOG_BUF);
 }
@@ -105,7 +117,7 @@ void access_log_request(struct worker *w, const struct conn *c)
     size_t room;
     int n;
 
-    if (!log->buf[0])
+    if (!log->buf[0] || !access_log_enabled())
         return;
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
@@ -150,7 +162,7 @@ void access_log_flush(struct worker *w)
 {
     struct access_log *log = &w->access_log;
 
-    if (log->in_flight || !log->buf[0] || log->len[log->active] == 0)
+    if (log->in_flight || !log->buf[0] || log->len[log->active] == 0 || !access_log_enabled())
         return;
     log->active = !log->active; /* the filled buffer goes to the ring */
     log->len[log->active] = 0;

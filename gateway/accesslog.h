@@ -24,8 +24,10 @@ struct access_log {
 struct conn;
 struct worker;
 
-/* Opens the file named by the configuration ("-" is stdout); the fd is
- * shared by all workers. Returns 0, or -1 with errno. NULL path: off. */
+/* Opens the file named by the configuration ("-" is stdout, NULL is off);
+ * the descriptor is shared by all workers. Called again on reload: a
+ * changed path is opened onto the same descriptor. 0, or -1 with errno
+ * (the old file stays in use). */
 int access_log_open(const char *path);
 /* SIGUSR1: reopens the same path onto the same descriptor (logrotate). */
 int access_log_reopen(void);

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/socket.h>
 
 #define CONFIG_MAX_ERRORS 64
@@ -72,6 +73,9 @@ struct route_conf {
 
 struct config {
     char *path;
+    /* Set when the snapshot is replaced: workers still using it. The one
+     * field that changes after publication. */
+    _Atomic int retire_holds;
     unsigned workers; /* 0 in the file means one per CPU: resolved at load */
     uint64_t shutdown_timeout; /* ms, default 10s */
     struct limits_conf limits;
@@ -86,6 +90,11 @@ struct config {
     struct route_conf *routes;
     size_t n_routes;
 };
+
+static inline bool sockaddr_equal(const struct sockaddr_any *a, const struct sockaddr_any *b)
+{
+    return a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0;
+}
 
 /* Loads and validates `path`. Returns the snapshot, or NULL with *errors
  * filled (count > 0). Names are resolved and static roots checked here, on

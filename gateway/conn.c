@@ -290,6 +290,7 @@ void conn_respond_error(struct conn *c, int status, const char *message)
 
 static void exchange_reset(struct conn *c)
 {
+    c->cfg = NULL; /* lets a reload free the snapshot */
     c->route = NULL;
     c->up = NULL;
     c->status = 0;

@@ -151,6 +151,8 @@ void body_relay_take(struct body_relay *r, struct buf *src, bool eof, struct out
 /* upstream.c */
 void upstreams_init(struct worker *w);
 void upstreams_destroy(struct worker *w);
+/* A reload: carry over the states of unchanged upstreams, retire the rest. */
+int upstreams_switch(struct worker *w, const struct config *next);
 struct upconn *upstream_acquire(struct worker *w, const struct upstream_conf *u);
 void upstream_release(struct upconn *up, bool reusable);
 void upstream_send(struct upconn *up);

@@ -526,7 +526,9 @@ static int request_host(struct http_request *req, struct http_str authority, int
 static int note_request_field(struct http_request *req, struct framing *f, int *n_host,
                               const struct http_header *h, struct http_error *err)
 {
-    switch (field_of(h->name)) {
+    enum field field = field_of(h->name);
+
+    switch (field) {
     case FIELD_HOST:
         if (++*n_host > 1) return fail(err, 400, "more than one Host header");
         if (h->value.len == 0)
@@ -540,7 +542,7 @@ static int note_request_field(struct http_request *req, struct framing *f, int *
         req->expect_continue = true;
         return 0;
     default:
-        return note_framing_field(f, field_of(h->name), h->value, err);
+        return note_framing_field(f, field, h->value, err);
     }
 }
 
@@ -824,7 +826,6 @@ static int chunk_step(struct chunked_decoder *d, char c)
     case CHUNK_DATA_LF:
         return c == '\n' ? chunk_new_line(d, CHUNK_SIZE_START) : chunk_fail(d);
     default:
-        if (d->state < CHUNK_SIZE_START || d->state > CHUNK_END_LF) return chunk_fail(d);
         if (++d->line_bytes > MAX_CHUNK_LINE) return chunk_fail(d);
         return chunk_step_line(d, c);
     }

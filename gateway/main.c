@@ -12,6 +12,7 @@
 #include "config.h"
 #include "log.h"
 #include "metrics.h"
+#include "reload.h"
 #include "version.h"
 #include "worker.h"
 
@@ -35,24 +36,25 @@ static void print_errors(const struct config_errors *errors)
         fprintf(stderr, "(%zu more errors not shown)\n", errors->count - shown);
 }
 
-static int run(const struct config *cfg)
+static int run(const char *path, struct config *cfg)
 {
     struct worker *workers = calloc(cfg->workers, sizeof(*workers));
     unsigned started = 0;
     char err[256];
     sigset_t signals;
+    struct timespec tick = {.tv_sec = 1};
     int sig, status = 0;
 
-    if (!workers)
-        return 1;
-    if (worker_probe_kernel(err, sizeof(err)) < 0) {
-        log_error("cannot start: %s", err);
+    if (!workers || worker_probe_kernel(err, sizeof(err)) < 0) {
+        log_error("cannot start: %s", workers ? err : "out of memory");
         free(workers);
+        config_free(cfg);
         return 1;
     }
     if (access_log_open(cfg->access_log) < 0) {
         log_error("cannot start: access log %s: %s", cfg->access_log, strerror(errno));
         free(workers);
+        config_free(cfg);
         return 1;
     }
     sigemptyset(&signals);
@@ -63,6 +65,7 @@ static int run(const struct config *cfg)
     sigaddset(&signals, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, &signals, NULL); /* inherited by the workers */
 
+    atomic_store(&config_published, cfg);
     for (; started < cfg->workers; started++) {
         int ret = worker_init(&workers[started], started, cfg, err, sizeof(err));
         if (ret == 0)
@@ -84,7 +87,9 @@ static int run(const struct config *cfg)
         log_info("ringgate %s started: %u workers, %zu listeners", ringgate_version(),
                  cfg->workers, cfg->n_listeners);
     while (status == 0) {
-        if (sigwait(&signals, &sig) != 0)
+        sig = sigtimedwait(&signals, NULL, &tick);
+        reload_collect(workers, started);
+        if (sig < 0)
             continue;
         if (sig == SIGTERM || sig == SIGINT) {
             log_info("signal %d: draining (up to %llu ms)", sig,
@@ -92,7 +97,7 @@ static int run(const struct config *cfg)
             break;
         }
         if (sig == SIGHUP)
-            log_warn("SIGHUP: configuration reload is not available in this build yet");
+            reload_config(path, &cfg, workers, started);
         if (sig == SIGUSR1 && access_log_reopen() < 0)
             log_error("SIGUSR1: cannot reopen the access log: %s", strerror(errno));
     }
@@ -103,6 +108,8 @@ static int run(const struct config *cfg)
     for (unsigned i = 0; i < started; i++)
         worker_destroy(&workers[i]);
     free(workers);
+    reload_free_all();
+    config_free(cfg);
     if (status == 0)
         log_info("stopped");
     return status;
@@ -114,7 +121,7 @@ int main(int argc, char **argv)
     bool check_only = false;
     struct config_errors errors;
     struct config *cfg;
-    int opt, status;
+    int opt;
 
     while ((opt = getopt(argc, argv, "c:tVh")) != -1) {
         switch (opt) {
@@ -147,7 +154,5 @@ int main(int argc, char **argv)
         config_free(cfg);
         return 0;
     }
-    status = run(cfg);
-    config_free(cfg);
-    return status;
+    return run(path, cfg);
 }

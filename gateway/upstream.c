@@ -20,47 +20,143 @@ struct endpoint_pool {
     unsigned n_idle;
 };
 
+/* A worker's state for one upstream. It outlives configuration reloads
+ * that keep the upstream unchanged (same name, same endpoints): its pools
+ * carry over. One that a reload drops is retired, and freed when its last
+ * connection is. */
 struct upstream_state {
     const struct upstream_conf *conf;
     unsigned next_endpoint;
     struct endpoint_pool *pools;
+    size_t n_endpoints;
+    size_t live; /* connections pointing here */
+    bool retired;
 };
+
+static struct upstream_state *state_new(const struct upstream_conf *u)
+{
+    struct upstream_state *us = calloc(1, sizeof(*us));
+
+    if (!us)
+        return NULL;
+    us->pools = calloc(u->n_endpoints, sizeof(struct endpoint_pool));
+    if (!us->pools) {
+        free(us);
+        return NULL;
+    }
+    us->conf = u;
+    us->n_endpoints = u->n_endpoints;
+    return us;
+}
+
+static void upconn_free(struct upconn *up)
+{
+    struct upstream_state *us = up->us;
+
+    close(up->fd);
+    buf_free(&up->in, &up->w->pool);
+    buf_free(&up->out, &up->w->pool);
+    free(up);
+    if (--us->live == 0 && us->retired) {
+        free(us->pools);
+        free(us);
+    }
+}
+
+/* Closes the idle pooled connections; the state itself goes with its last
+ * connection (at once when there is none). */
+static void state_retire(struct upstream_state *us)
+{
+    us->retired = true;
+    us->live++; /* keeps us alive while its pools empty */
+    for (size_t e = 0; e < us->n_endpoints; e++) {
+        while (us->pools[e].idle) {
+            struct upconn *up = us->pools[e].idle;
+            us->pools[e].idle = up->next;
+            us->pools[e].n_idle--;
+            up->closing = true;
+            if (up->pending == 0)
+                upconn_free(up);
+            else
+                shutdown(up->fd, SHUT_RDWR);
+        }
+    }
+    if (--us->live == 0) {
+        free(us->pools);
+        free(us);
+    }
+}
 
 void upstreams_init(struct worker *w)
 {
     const struct config *cfg = w->cfg;
 
-    w->upstreams = calloc(cfg->n_upstreams ? cfg->n_upstreams : 1, sizeof(*w->upstreams));
-    for (size_t i = 0; w->upstreams && i < cfg->n_upstreams; i++) {
-        w->upstreams[i].conf = &cfg->upstreams[i];
-        w->upstreams[i].pools = calloc(cfg->upstreams[i].n_endpoints, sizeof(struct endpoint_pool));
-    }
+    w->upstreams = calloc(cfg->n_upstreams + 1, sizeof(*w->upstreams));
+    for (size_t i = 0; w->upstreams && i < cfg->n_upstreams; i++)
+        w->upstreams[i] = state_new(&cfg->upstreams[i]);
 }
 
-static void upconn_free(struct upconn *up)
+static bool same_endpoints(const struct upstream_conf *a, const struct upstream_conf *b)
 {
-    close(up->fd);
-    buf_free(&up->in, &up->w->pool);
-    buf_free(&up->out, &up->w->pool);
-    free(up);
+    if (strcmp(a->name, b->name) != 0 || a->n_endpoints != b->n_endpoints)
+        return false;
+    for (size_t e = 0; e < a->n_endpoints; e++)
+        if (!sockaddr_equal(&a->endpoints[e].addr, &b->endpoints[e].addr))
+            return false;
+    return true;
+}
+
+int upstreams_switch(struct worker *w, const struct config *next)
+{
+    const struct config *cur = w->cfg;
+    struct upstream_state **list = calloc(next->n_upstreams + 1, sizeof(*list));
+
+    if (!list)
+        return -1;
+    for (size_t i = 0; i < next->n_upstreams; i++) {
+        const struct upstream_conf *u = &next->upstreams[i];
+
+        for (size_t j = 0; j < cur->n_upstreams && !list[i]; j++) {
+            struct upstream_state *us = w->upstreams[j];
+            if (us && same_endpoints(us->conf, u)) {
+                us->conf = u;
+                list[i] = us;
+                w->upstreams[j] = NULL;
+            }
+        }
+        if (!list[i])
+            list[i] = state_new(u);
+    }
+    for (size_t j = 0; j < cur->n_upstreams; j++)
+        if (w->upstreams[j])
+            state_retire(w->upstreams[j]);
+    free(w->upstreams);
+    w->upstreams = list;
+    return 0;
 }
 
 void upstreams_destroy(struct worker *w)
 {
-    for (size_t i = 0; w->upstreams && i < w->cfg->n_upstreams; i++) {
-        struct upstream_state *us = &w->upstreams[i];
-
-        for (size_t e = 0; us->pools && e < us->conf->n_endpoints; e++) {
-            while (us->pools[e].idle) {
-                struct upconn *up = us->pools[e].idle;
-                us->pools[e].idle = up->next;
-                upconn_free(up);
-            }
-        }
-        free(us->pools);
-    }
+    for (size_t i = 0; w->upstreams && i < w->cfg->n_upstreams; i++)
+        if (w->upstreams[i])
+            state_retire(w->upstreams[i]);
     free(w->upstreams);
     w->upstreams = NULL;
+}
+
+/* The worker's state for u: by position, or by name for a request that
+ * began under an earlier configuration. */
+static struct upstream_state *state_of(struct worker *w, const struct upstream_conf *u)
+{
+    const struct config *cfg = w->cfg;
+
+    if (u->index < cfg->n_upstreams && w->upstreams[u->index] &&
+        w->upstreams[u->index]->conf == u)
+        return w->upstreams[u->index];
+    for (size_t i = 0; i < cfg->n_upstreams; i++)
+        if (w->upstreams[i] && strcmp(w->upstreams[i]->conf->name, u->name) == 0)
+            return w->upstreams[i];
+    return NULL;
 }
 
 const char *upstream_endpoint_name(const struct upconn *up)
@@ -117,13 +213,20 @@ static void connect_submit(struct upconn *up, const struct sockaddr_any *addr, u
 
 struct upconn *upstream_acquire(struct worker *w, const struct upstream_conf *u)
 {
-    struct upstream_state *us = &w->upstreams[u->index];
-    unsigned ep = us->next_endpoint++ % (unsigned)u->n_endpoints;
-    struct endpoint_pool *pool = &us->pools[ep];
-    const struct sockaddr_any *addr = &u->endpoints[ep].addr;
-    struct upconn *up = pool->idle;
+    struct upstream_state *us = state_of(w, u);
+    unsigned ep;
+    struct endpoint_pool *pool;
+    const struct sockaddr_any *addr;
+    struct upconn *up;
     int one = 1;
 
+    if (!us)
+        return NULL;
+    u = us->conf;
+    ep = us->next_endpoint++ % (unsigned)u->n_endpoints;
+    pool = &us->pools[ep];
+    addr = &u->endpoints[ep].addr;
+    up = pool->idle;
     if (up) {
         pool->idle = up->next;
         pool->n_idle--;
@@ -145,6 +248,7 @@ struct upconn *upstream_acquire(struct worker *w, const struct upstream_conf *u)
         return NULL;
     }
     setsockopt(up->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    us->live++;
     connect_submit(up, addr, u->connect_timeout);
     return up;
 }
@@ -173,7 +277,7 @@ void upstream_release(struct upconn *up, bool reusable)
     struct endpoint_pool *pool = &up->us->pools[up->ep];
 
     up->client = NULL;
-    if (!reusable || up->eof || buf_len(&up->in) || up->w->draining ||
+    if (!reusable || up->eof || buf_len(&up->in) || up->w->draining || up->us->retired ||
         pool->n_idle >= up->us->conf->keepalive) {
         upconn_close(up);
         return;

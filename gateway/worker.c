@@ -25,6 +25,7 @@
 #define LOOP_WAIT_MS 100
 
 atomic_bool workers_stop;
+_Atomic(const struct config *) config_published;
 
 static const char *ring_error(int err)
 {
@@ -98,7 +99,7 @@ int worker_probe_kernel(char *err, size_t err_size)
     return ret;
 }
 
-static int listen_open(const struct listener_conf *lc, char *err, size_t err_size)
+int listen_open(const struct listener_conf *lc, char *err, size_t err_size)
 {
     int one = 1;
     int fd = socket(lc->addr.ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -122,26 +123,43 @@ fail:
     return -1;
 }
 
+static struct listen_socket *listen_socket_new(struct worker *w, const struct listener_conf *lc,
+                                               int fd)
+{
+    struct listen_socket *ls = aligned_alloc(16, sizeof(*ls));
+
+    if (!ls)
+        return NULL;
+    memset(ls, 0, sizeof(*ls));
+    ls->fd = fd;
+    ls->conf = lc;
+    ls->worker = w;
+    return ls;
+}
+
 int worker_init(struct worker *w, unsigned id, const struct config *cfg, char *err,
                 size_t err_size)
 {
     memset(w, 0, sizeof(*w));
     w->id = id;
     w->cfg = cfg;
-    w->listens = aligned_alloc(16, sizeof(*w->listens) * (cfg->n_listeners + 1));
+    atomic_store(&w->acked, cfg);
+    w->listens = calloc(cfg->n_listeners + 1, sizeof(*w->listens));
     if (!w->listens) {
         snprintf(err, err_size, "out of memory");
         return -1;
     }
     for (size_t i = 0; i < cfg->n_listeners; i++) {
-        struct listen_socket *ls = &w->listens[i];
+        int fd = listen_open(&cfg->listeners[i], err, err_size);
 
-        ls->fd = listen_open(&cfg->listeners[i], err, err_size);
-        if (ls->fd < 0)
+        if (fd < 0)
             return -1;
-        ls->conf = &cfg->listeners[i];
-        ls->worker = w;
-        ls->accepting = false;
+        w->listens[i] = listen_socket_new(w, &cfg->listeners[i], fd);
+        if (!w->listens[i]) {
+            close(fd);
+            snprintf(err, err_size, "out of memory");
+            return -1;
+        }
         w->n_listens++;
     }
     buf_pool_init(&w->pool, 256);
@@ -213,12 +231,37 @@ static void accept_arm(struct listen_socket *ls)
     ls->accepting = true;
 }
 
+/* A listener removed by a reload: its socket closes now, and the struct
+ * goes when the accept in the ring has ended. */
+static void listen_socket_retire(struct worker *w, struct listen_socket *ls)
+{
+    ls->conf = NULL;
+    if (ls->accepting) {
+        struct io_uring_sqe *sqe = worker_sqe(w);
+
+        io_uring_prep_cancel64(sqe, op_data(ls, OP_ACCEPT), 0);
+        io_uring_sqe_set_data64(sqe, 0);
+    }
+    shutdown(ls->fd, SHUT_RD);
+    close(ls->fd);
+    ls->fd = -1;
+    if (!ls->accepting)
+        free(ls);
+}
+
 static void on_accept(struct listen_socket *ls, struct io_uring_cqe *cqe)
 {
     struct worker *w = ls->worker;
 
     if (!(cqe->flags & IORING_CQE_F_MORE))
         ls->accepting = false;
+    if (!ls->conf) { /* retired */
+        if (cqe->res >= 0)
+            close(cqe->res);
+        if (!ls->accepting)
+            free(ls);
+        return;
+    }
     if (cqe->res >= 0) {
         if (w->draining)
             close(cqe->res);
@@ -269,13 +312,125 @@ static void drain_start(struct worker *w)
          * other workers' sockets are closing too. */
         struct io_uring_sqe *sqe = worker_sqe(w);
 
-        io_uring_prep_cancel64(sqe, op_data(&w->listens[i], OP_ACCEPT), 0);
+        io_uring_prep_cancel64(sqe, op_data(w->listens[i], OP_ACCEPT), 0);
         io_uring_sqe_set_data64(sqe, 0);
-        shutdown(w->listens[i].fd, SHUT_RD);
+        shutdown(w->listens[i]->fd, SHUT_RD);
     }
     for (struct conn *c = w->conns, *next; c; c = next) {
         next = c->next;
         conn_close_if_idle(c);
+    }
+}
+
+/* ---- configuration reloads ---- */
+
+static struct listen_socket *listen_socket_at(struct worker *w, const struct sockaddr_any *addr)
+{
+    for (size_t i = 0; i < w->n_listens; i++)
+        if (w->listens[i] && sockaddr_equal(&w->listens[i]->conf->addr, addr))
+            return w->listens[i];
+    return NULL;
+}
+
+/* Listeners at an unchanged address keep their socket (no connection is
+ * refused during a reload); new ones take the socket the main thread
+ * opened; removed ones close. */
+static int switch_listeners(struct worker *w, const struct config *next)
+{
+    struct listen_socket **list = calloc(next->n_listeners + 1, sizeof(*list));
+
+    if (!list)
+        return -1;
+    for (size_t i = 0; i < next->n_listeners; i++) {
+        const struct listener_conf *lc = &next->listeners[i];
+        struct listen_socket *ls = listen_socket_at(w, &lc->addr);
+
+        if (ls) {
+            for (size_t j = 0; j < w->n_listens; j++)
+                if (w->listens[j] == ls)
+                    w->listens[j] = NULL;
+            ls->conf = lc;
+        } else {
+            ls = listen_socket_new(w, lc, w->new_listen_fds[i]);
+            if (!ls) {
+                close(w->new_listen_fds[i]);
+                continue; /* out of memory: this listener does not start here */
+            }
+        }
+        w->new_listen_fds[i] = -1;
+        list[i] = ls;
+    }
+    for (size_t j = 0; j < w->n_listens; j++)
+        if (w->listens[j])
+            listen_socket_retire(w, w->listens[j]);
+    free(w->listens);
+    w->listens = list;
+    w->n_listens = next->n_listeners;
+    for (size_t i = 0; i < w->n_listens; i++) /* compact what failed */
+        if (!w->listens[i]) {
+            memmove(&w->listens[i], &w->listens[i + 1],
+                    (w->n_listens - i - 1) * sizeof(*w->listens));
+            w->n_listens--;
+            i--;
+        }
+    return 0;
+}
+
+static const struct listener_conf *listener_in(const struct config *cfg,
+                                               const struct listener_conf *old)
+{
+    for (size_t i = 0; i < cfg->n_listeners; i++)
+        if (sockaddr_equal(&cfg->listeners[i].addr, &old->addr))
+            return &cfg->listeners[i];
+    return NULL;
+}
+
+static void switch_config(struct worker *w, const struct config *next)
+{
+    const struct config *old = w->cfg;
+
+    if (w->n_retiring == WORKER_MAX_RETIRING)
+        return; /* the main thread does not publish past this */
+    if (switch_listeners(w, next) < 0 || upstreams_switch(w, next) < 0) {
+        log_error("worker %u: out of memory switching configuration", w->id);
+        return;
+    }
+    w->cfg = next;
+    for (struct conn *c = w->conns, *nextc; c; c = nextc) {
+        const struct listener_conf *lc = listener_in(next, c->listener);
+
+        nextc = c->next;
+        if (lc)
+            c->listener = lc;
+        else
+            conn_close_if_idle(c); /* its listener is gone */
+    }
+    w->retiring[w->n_retiring++] = old;
+    atomic_store_explicit(&w->acked, next, memory_order_release);
+}
+
+static bool config_in_use(const struct worker *w, const struct config *cfg)
+{
+    const struct listener_conf *first = cfg->listeners, *end = first + cfg->n_listeners;
+
+    for (const struct conn *c = w->conns; c; c = c->next)
+        if (c->cfg == cfg || (c->listener >= first && c->listener < end))
+            return true;
+    return false;
+}
+
+/* Lets go of old snapshots no connection of this worker uses any more; the
+ * main thread frees one when every worker has let go. */
+static void release_retired(struct worker *w)
+{
+    for (size_t i = 0; i < w->n_retiring;) {
+        if (config_in_use(w, w->retiring[i])) {
+            i++;
+            continue;
+        }
+        atomic_fetch_sub_explicit(&((struct config *)w->retiring[i])->retire_holds, 1,
+                                  memory_order_release);
+        w->retiring[i] = w->retiring[--w->n_retiring];
     }
 }
 
@@ -295,10 +450,12 @@ static void loop_turn(struct worker *w)
     io_uring_cq_advance(&w->ring, seen);
     timer_wheel_run(&w->timers, w->now, conn_on_timer);
     access_log_flush(w);
+    if (w->n_retiring)
+        release_retired(w);
     if (!w->draining) {
         for (size_t i = 0; i < w->n_listens; i++)
-            if (!w->listens[i].accepting)
-                accept_arm(&w->listens[i]);
+            if (!w->listens[i]->accepting)
+                accept_arm(w->listens[i]);
     }
 }
 
@@ -310,6 +467,10 @@ static void *worker_main(void *arg)
     timer_wheel_init(&w->timers, w->now);
     upstreams_init(w);
     while (!w->draining || (w->n_conns && w->now < w->drain_deadline)) {
+        const struct config *next = atomic_load_explicit(&config_published, memory_order_acquire);
+
+        if (next && next != w->cfg && !w->draining)
+            switch_config(w, next);
         if (!w->draining && atomic_load_explicit(&workers_stop, memory_order_relaxed))
             drain_start(w);
         loop_turn(w);
@@ -378,8 +539,10 @@ void worker_join(struct worker *w)
 
 void worker_destroy(struct worker *w)
 {
-    for (size_t i = 0; i < w->n_listens; i++)
-        close(w->listens[i].fd);
+    for (size_t i = 0; i < w->n_listens; i++) {
+        close(w->listens[i]->fd);
+        free(w->listens[i]);
+    }
     free(w->listens);
     if (w->ring.ring_fd > 0) {
         upstreams_destroy(w);

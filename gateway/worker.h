@@ -39,10 +39,12 @@ static inline uint64_t op_data(void *owner, enum op op)
 
 struct listen_socket {
     int fd;
-    const struct listener_conf *conf;
+    const struct listener_conf *conf; /* NULL once removed by a reload */
     struct worker *worker;
     bool accepting;
 } __attribute__((aligned(16)));
+
+#define WORKER_MAX_RETIRING 16
 
 struct upstream_state; /* upstream.c: per worker, per upstream */
 
@@ -60,9 +62,17 @@ struct worker {
 
     struct buf_pool pool;
     struct timer_wheel timers;
-    struct listen_socket *listens;
+    struct listen_socket **listens; /* one per cfg->listeners, same order */
     size_t n_listens;
-    struct upstream_state *upstreams; /* cfg->n_upstreams */
+    struct upstream_state **upstreams; /* one per cfg->upstreams, same order */
+
+    /* Reloads: the snapshot this worker has switched to (read by the main
+     * thread), sockets the main thread opened for new listeners, and old
+     * snapshots some connection may still be using. */
+    _Atomic(const struct config *) acked;
+    int *new_listen_fds;
+    const struct config *retiring[WORKER_MAX_RETIRING];
+    size_t n_retiring;
 
     struct conn *conns; /* every live client connection */
     size_t n_conns;
@@ -75,6 +85,10 @@ struct worker {
 
 /* Process-wide control, written by the main thread. */
 extern atomic_bool workers_stop;
+extern _Atomic(const struct config *) config_published;
+
+/* Opens a listening socket (SO_REUSEPORT) for a listener; -1 with err. */
+int listen_open(const struct listener_conf *lc, char *err, size_t err_size);
 
 /* Checks that io_uring works here with what ringgate needs; on failure
  * writes a one-line explanation into err and returns -1. */

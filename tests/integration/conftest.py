@@ -66,6 +66,20 @@ def sha256(data):
 # Processes
 
 
+# AddressSanitizer, UndefinedBehaviorSanitizer and LeakSanitizer reports found
+# in the output of stopped processes: any one fails the session.
+SANITIZER_REPORTS = []
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
+
+def sanitizer_report(text):
+    for marker in SANITIZER_MARKERS:
+        at = text.find(marker)
+        if at >= 0:
+            return text[max(0, at - 200):at + 3000]
+    return None
+
+
 class Proc:
     """A child process started and stopped by PID, output into a log file."""
 
@@ -124,6 +138,9 @@ class Proc:
         if self.proc.stdout:
             self.proc.stdout.close()
         self.returncode = self.proc.returncode
+        report = sanitizer_report(self.log_text(limit=200000))
+        if report:
+            SANITIZER_REPORTS.append("%s (%s):\n%s" % (self.name, self.log_path, report))
         return self.returncode
 
     def log_size(self):
@@ -679,3 +696,13 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("timeout") is None:
             item.add_marker(pytest.mark.timeout(DEFAULT_TIMEOUT))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Leak reports appear when a process exits, after its tests have passed."""
+    for p in list(RUNNING):
+        p.stop()
+    if SANITIZER_REPORTS:
+        sys.stderr.write("\nsanitizer reports from ringgate processes:\n%s\n"
+                         % "\n\n".join(SANITIZER_REPORTS))
+        session.exitstatus = 1

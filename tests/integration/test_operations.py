@@ -1,0 +1,268 @@
+"""Operations: the admin listener (/healthz, /readyz, /metrics), the access
+log, SIGHUP reloads, SIGUSR1 log reopening and the SIGTERM drain."""
+
+import json
+import os
+import re
+import signal
+import socket
+import threading
+import time
+import urllib.request
+
+import pytest
+
+from conftest import Gateway, free_port, request_bytes
+
+CONFIG = """\
+workers: 2
+shutdown_timeout: 5s
+access_log: "{log}"
+admin:
+  listen: "127.0.0.1:{admin}"
+listeners:
+  - name: public
+    listen: "127.0.0.1:{port}"
+upstreams:
+  - name: origin
+    endpoints: ["127.0.0.1:{origin}"]
+    timeout: 10s
+routes:
+  - name: api
+    match: {{prefix: /o/}}
+    upstream: origin
+"""
+
+SECOND_LISTENER = """\
+  - name: second
+    listen: "127.0.0.1:{second}"
+"""
+
+
+def http_get(port, path, timeout=5):
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path), timeout=timeout) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def metric(text, name, **labels):
+    """The value of one series, or None."""
+    want = ",".join('%s="%s"' % kv for kv in sorted(labels.items()))
+    for line in text.splitlines():
+        if line.startswith("#"):
+            continue
+        m = re.match(r"^(\w+)(?:\{(.*)\})? (\S+)$", line)
+        if not m or m.group(1) != name:
+            continue
+        got = ",".join(sorted(m.group(2).split(","))) if m.group(2) else ""
+        if got == want:
+            return float(m.group(3))
+    return None
+
+
+@pytest.fixture
+def ops(work_dir, origin, request):
+    values = dict(origin=origin.port, admin=free_port(), second=free_port(),
+                  log=os.path.join(work_dir, "ops-%s.log" % request.node.name))
+    g = Gateway(work_dir, "ops_" + request.node.name, CONFIG, **values)
+    g.start()
+    yield g
+    g.stop()
+
+
+def rewrite(g, text):
+    with open(g.config_path, "w") as f:
+        f.write(text)
+
+
+def wait_for(predicate, seconds=5.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_healthz_readyz_metrics(ops):
+    admin = ops.values["admin"]
+    assert http_get(admin, "/healthz")[0] == 200
+    assert http_get(admin, "/readyz")[0] == 200
+    for _ in range(3):
+        assert ops.request("GET", "/o/echo").status == 200
+    assert ops.request("GET", "/nowhere").status == 404
+    status, text = http_get(admin, "/metrics")
+    assert status == 200
+    assert metric(text, "ringgate_build_info", version="0.1.0",
+                  tls=re.search(r'tls="([^"]+)"', text).group(1)) == 1
+    assert metric(text, "ringgate_requests_total", listener="public", route="api",
+                  code="200") == 3
+    assert metric(text, "ringgate_requests_total", listener="public", route="none",
+                  code="404") == 1
+    assert metric(text, "ringgate_request_duration_seconds_count", route="api") == 3
+    assert metric(text, "ringgate_request_duration_seconds_bucket", route="api",
+                  le="+Inf") == 3
+    assert metric(text, "ringgate_upstream_requests_total", upstream="origin",
+                  endpoint="127.0.0.1:%d" % ops.values["origin"], outcome="success") == 3
+    assert metric(text, "ringgate_upstream_duration_seconds_count", upstream="origin") == 3
+    assert metric(text, "ringgate_config_reloads_total", result="success") == 0
+    assert metric(text, "ringgate_connections_active", listener="public") is not None
+    # Every histogram has the contract's buckets, 100us to 10s.
+    assert 'le="0.0001"' in text and 'le="10"' in text
+
+
+def test_metrics_not_on_public_listener(ops):
+    resp = ops.request("GET", "/metrics")
+    assert resp.status == 404
+    assert b"ringgate_" not in resp.body
+
+
+def test_access_log_lines(ops):
+    ops.request("GET", "/o/echo?x=1", headers=[("X-Request-Id", "abc-123")])
+    ops.request("GET", "/missing")
+    path = ops.values["log"]
+    assert wait_for(lambda: os.path.exists(path) and len(open(path).readlines()) >= 2)
+    lines = [json.loads(line) for line in open(path)]
+    first = lines[0]
+    for field in ("time", "request_id", "client", "method", "path", "status", "bytes_in",
+                  "bytes_out", "upstream", "upstream_time", "total_time"):
+        assert field in first, field
+    assert first["request_id"] == "abc-123"
+    assert first["method"] == "GET" and first["path"] == "/o/echo?x=1"
+    assert first["status"] == 200 and first["upstream"].startswith("127.0.0.1:")
+    assert first["client"] == "127.0.0.1" and first["bytes_out"] > 0
+    assert lines[1]["status"] == 404 and lines[1]["upstream"] is None
+    assert re.fullmatch(r"[0-9a-f]{32}", lines[1]["request_id"])
+
+
+def test_sigusr1_reopens_access_log(ops):
+    path = ops.values["log"]
+    ops.request("GET", "/o/echo")
+    assert wait_for(lambda: os.path.exists(path) and os.path.getsize(path) > 0)
+    os.rename(path, path + ".1")
+    os.kill(ops.pid, signal.SIGUSR1)
+    assert wait_for(lambda: os.path.exists(path))
+    ops.request("GET", "/o/echo?after")
+    assert wait_for(lambda: "after" in open(path).read())
+    assert "after" not in open(path + ".1").read()
+
+
+def test_reload_adds_listener_and_keeps_serving(ops):
+    admin, second = ops.values["admin"], ops.values["second"]
+    # A steady stream of requests during the reload: none may be refused.
+    failures, done = [], threading.Event()
+
+    def load():
+        while not done.is_set():
+            try:
+                if ops.request("GET", "/o/echo", timeout=5).status != 200:
+                    failures.append("status")
+            except Exception as e:  # noqa: BLE001 - any failure counts
+                failures.append(repr(e))
+
+    t = threading.Thread(target=load)
+    t.start()
+    try:
+        time.sleep(0.3)
+        rewrite(ops, ops.config_text.replace("upstreams:", SECOND_LISTENER.format(**ops.values)
+                                             + "upstreams:"))
+        os.kill(ops.pid, signal.SIGHUP)
+
+        def second_up():
+            try:
+                with socket.create_connection(("127.0.0.1", second), timeout=0.5):
+                    return True
+            except OSError:
+                return False
+        assert wait_for(second_up), ops.log_text()
+        time.sleep(0.3)
+    finally:
+        done.set()
+        t.join(10)
+    assert failures == []
+    c = socket.create_connection(("127.0.0.1", second), timeout=5)
+    c.sendall(request_bytes("GET", "/o/echo"))
+    assert c.recv(100).startswith(b"HTTP/1.1 200")
+    c.close()
+    text = http_get(admin, "/metrics")[1]
+    assert metric(text, "ringgate_config_reloads_total", result="success") == 1
+    # Counters of unchanged names carry over the reload.
+    assert metric(text, "ringgate_requests_total", listener="public", route="api",
+                  code="200") >= 1
+
+
+def test_reload_rejects_bad_file_and_keeps_old(ops):
+    admin = ops.values["admin"]
+    rewrite(ops, ops.config_text + "bogus_key: 1\n")
+    mark = ops.log_size()
+    os.kill(ops.pid, signal.SIGHUP)
+    assert wait_for(lambda: "reload rejected" in ops.log_text(mark)), ops.log_text(mark)
+    log = ops.log_text(mark)
+    line_no = ops.config_text.count("\n") + 1
+    assert re.search(r"%s:%d:1: .*bogus_key" % (re.escape(ops.config_path), line_no), log), log
+    assert ops.request("GET", "/o/echo").status == 200
+    text = http_get(admin, "/metrics")[1]
+    assert metric(text, "ringgate_config_reloads_total", result="failure") == 1
+    assert metric(text, "ringgate_config_reloads_total", result="success") == 0
+
+
+def test_reload_removes_listener(ops):
+    second = ops.values["second"]
+    with_second = ops.config_text.replace("upstreams:", SECOND_LISTENER.format(**ops.values)
+                                          + "upstreams:")
+    rewrite(ops, with_second)
+    os.kill(ops.pid, signal.SIGHUP)
+
+    def accepts():
+        try:
+            with socket.create_connection(("127.0.0.1", second), timeout=0.5):
+                return True
+        except OSError:
+            return False
+    assert wait_for(accepts)
+    rewrite(ops, ops.config_text)
+    os.kill(ops.pid, signal.SIGHUP)
+    assert wait_for(lambda: not accepts()), ops.log_text()
+    assert ops.request("GET", "/o/echo").status == 200
+
+
+def test_in_flight_request_finishes_across_reload(ops):
+    result = {}
+
+    def slow():
+        result["resp"] = ops.request("GET", "/o/sleep?ms=1500", timeout=10)
+
+    t = threading.Thread(target=slow)
+    t.start()
+    time.sleep(0.3)
+    rewrite(ops, ops.config_text.replace("timeout: 10s", "timeout: 9s"))
+    os.kill(ops.pid, signal.SIGHUP)
+    t.join(10)
+    assert result["resp"].status == 200
+
+
+def test_sigterm_drains_in_flight_and_readyz_turns_503(ops):
+    admin = ops.values["admin"]
+    result = {}
+
+    def slow():
+        result["resp"] = ops.request("GET", "/o/sleep?ms=1500", timeout=10)
+
+    t = threading.Thread(target=slow)
+    t.start()
+    time.sleep(0.3)
+    os.kill(ops.pid, signal.SIGTERM)
+    assert wait_for(lambda: http_get(admin, "/readyz")[0] == 503, 2)
+    # No new connections once draining.
+    time.sleep(0.3)
+    with pytest.raises(OSError):
+        c = socket.create_connection(("127.0.0.1", ops.port), timeout=1)
+        c.sendall(request_bytes("GET", "/o/echo"))
+        if not c.recv(10):
+            raise ConnectionResetError("closed")
+    t.join(10)
+    assert result["resp"].status == 200
+    ops.proc.wait(10)
+    assert ops.proc.returncode == 0
