@@ -14,6 +14,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -902,10 +903,19 @@ static void parse_static_root(struct loader *ld, const char *key, yaml_node_t *v
     real = realpath(joined, NULL);
     if (!real)
         report(ld, value, "static root '%s': %s", joined, strerror(errno));
-    else if (stat(real, &st) < 0 || !S_ISDIR(st.st_mode))
+    else if (stat(real, &st) < 0 || !S_ISDIR(st.st_mode)) {
         report(ld, value, "static root '%s' is not a directory", joined);
+        free(real);
+        real = NULL;
+    }
     free(joined);
     if (!real) return;
+    r->static_root_fd = open(real, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (r->static_root_fd < 0) {
+        report(ld, value, "static root '%s': %s", real, strerror(errno));
+        free(real);
+        return;
+    }
     /* realpath leaves a trailing '/' only on "/" itself. */
     if (strcmp(real, "/") == 0) real[0] = '\0';
     r->static_root = real;
@@ -1217,6 +1227,8 @@ void config_free(struct config *cfg)
         struct route_conf *r = &cfg->routes[i];
         free(r->host);
         free(r->prefix);
+        if (r->static_root)
+            close(r->static_root_fd);
         free(r->static_root);
         free(r->name);
     }

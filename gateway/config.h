@@ -66,6 +66,7 @@ struct route_conf {
     uint32_t methods;   /* METHOD_BIT set; 0: any method */
     struct upstream_conf *upstream; /* exactly one of upstream and static_root */
     char *static_root;  /* absolute, without a trailing slash */
+    int static_root_fd; /* O_PATH descriptor of static_root (valid when it is set) */
     bool websocket;
     char *name;         /* metrics label: "name:" key, else "route<N>" */
     unsigned metrics_id;

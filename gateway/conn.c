@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -376,111 +377,150 @@ static void on_respond_sent(struct conn *c)
     conn_exchange_done(c);
 }
 
-static int open_static(struct conn *c, const struct http_request *req, char *path,
-                       size_t path_size, struct stat *st)
-{
-    int n = static_map_path(c->route->static_root, req->path.p, req->path.len, path, path_size);
-    int fd;
-
-    if (n == STATIC_BAD_PATH)
-        return 400;
-    if (n == STATIC_TOO_LONG)
-        return 414;
-    /* O_NOFOLLOW: a symlink planted under the root must not lead out of it. */
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-    if (fd < 0)
-        return errno == EACCES ? 403 : 404;
-    if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode)) {
-        close(fd);
-        return S_ISDIR(st->st_mode) ? 301 : 404;
-    }
-    c->file_fd = fd;
-    return 200;
-}
-
-static bool not_modified_since(const struct http_request *req, const struct stat *st)
-{
-    const struct http_header *h =
-        http1_find_header(req->headers, req->n_headers, "if-modified-since");
-    int64_t since;
-
-    if (!h || http_date_parse(h->value.p, h->value.len, &since) < 0)
-        return false;
-    return (int64_t)st->st_mtime <= since;
-}
+/* Serving a file takes three steps: the open goes through the ring
+ * (openat2 with RESOLVE_BENEATH: no path, symlink or ".." can lead out of
+ * the root, whatever static_map_path let through), then the answer head is
+ * written, then the reads go through the ring too. While the open is in
+ * flight, c->out holds the relative path and, after it, the request path
+ * (for a directory's redirect). */
+static const struct open_how static_open_how = {
+    .flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY,
+    .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
+};
 
 static void serve_static(struct conn *c, const struct http_request *req)
 {
-    char path[4096], date[32], head[1024];
-    const struct http_header *range;
-    uint64_t first = 0, last = 0;
-    enum range_result rr = RANGE_NONE;
-    struct stat st;
-    int status, n;
+    char path[4096];
+    const struct http_header *h;
+    struct io_uring_sqe *sqe;
+    size_t room, rel_len;
+    int n;
 
     if (req->method_id != HTTP_GET && req->method_id != HTTP_HEAD) {
         conn_respond_error(c, 405, "static files answer GET and HEAD only");
         return;
     }
-    status = open_static(c, req, path, sizeof(path), &st);
-    if (status == 301) {
-        n = snprintf(head, sizeof(head),
-                     "HTTP/1.1 301 Moved Permanently\r\nLocation: %.*s/\r\n"
-                     "Content-Length: 0\r\n%s\r\n",
-                     (int)req->path.len, req->path.p, c->keep_alive ? "" : "Connection: close\r\n");
-        goto send_head;
-    }
-    if (status != 200) {
-        conn_respond_error(c, status,
-                           status == 404   ? "no such file"
-                           : status == 403 ? "file not readable"
-                           : status == 414 ? "path too long"
-                                           : "invalid path");
+    n = static_map_path("", req->path.p, req->path.len, path, sizeof(path));
+    if (n < 0) {
+        conn_respond_error(c, n == STATIC_TOO_LONG ? 414 : 400,
+                           n == STATIC_TOO_LONG ? "path too long" : "invalid path");
         return;
     }
-    http_date_format(date, st.st_mtime);
-    if (not_modified_since(req, &st)) {
-        status = 304;
-        n = snprintf(head, sizeof(head), "HTTP/1.1 304 Not Modified\r\nLast-Modified: %s\r\n%s\r\n",
-                     date, c->keep_alive ? "" : "Connection: close\r\n");
-        goto send_head;
+    rel_len = (size_t)n - 1; /* without the leading '/' */
+    room = buf_reserve(&c->out, &c->w->pool, rel_len + req->path.len + 2, BUF_BLOCK * 4);
+    if (room < rel_len + req->path.len + 2) {
+        conn_respond_error(c, 414, "path too long");
+        return;
     }
-    range = http1_find_header(req->headers, req->n_headers, "range");
-    if (range)
-        rr = static_parse_range(range->value.p, range->value.len, (uint64_t)st.st_size, &first,
-                                &last);
+    memcpy(buf_tail(&c->out), path + 1, rel_len + 1);
+    memcpy(buf_tail(&c->out) + rel_len + 1, req->path.p, req->path.len);
+    buf_tail(&c->out)[rel_len + 1 + req->path.len] = '\0';
+
+    c->state = CS_RESPOND;
+    c->file_type = static_content_type(path);
+    c->file_ims = -1;
+    h = http1_find_header(req->headers, req->n_headers, "if-modified-since");
+    if (h && http_date_parse(h->value.p, h->value.len, &c->file_ims) < 0)
+        c->file_ims = -1;
+    c->file_range[0] = '\0';
+    h = http1_find_header(req->headers, req->n_headers, "range");
+    if (h && h->value.len < sizeof(c->file_range)) {
+        memcpy(c->file_range, h->value.p, h->value.len);
+        c->file_range[h->value.len] = '\0';
+    }
+    c->file_head_only = req->method_id == HTTP_HEAD;
+    sqe = worker_sqe(c->w);
+    io_uring_prep_openat2(sqe, c->route->static_root_fd, buf_tail(&c->out),
+                          (struct open_how *)&static_open_how);
+    io_uring_sqe_set_data64(sqe, op_data(c, OP_FILE_OPEN));
+    c->pending++;
+}
+
+static int open_error_status(int err)
+{
+    return err == EACCES || err == EPERM ? 403 : err == ENAMETOOLONG ? 414 : 404;
+}
+
+static int static_head(struct conn *c, const struct stat *st, char *head, size_t cap)
+{
+    char date[32];
+    uint64_t first = 0, last = 0;
+    enum range_result rr = RANGE_NONE;
+    const char *conn_hdr = c->keep_alive ? "" : "Connection: close\r\n";
+    int n;
+
+    http_date_format(date, st->st_mtime);
+    if (c->file_ims >= 0 && (int64_t)st->st_mtime <= c->file_ims) {
+        c->status = 304;
+        c->file_off = c->file_end = 0;
+        return snprintf(head, cap, "HTTP/1.1 304 Not Modified\r\nLast-Modified: %s\r\n%s\r\n",
+                        date, conn_hdr);
+    }
+    if (c->file_range[0])
+        rr = static_parse_range(c->file_range, strlen(c->file_range), (uint64_t)st->st_size,
+                                &first, &last);
     if (rr == RANGE_UNSATISFIABLE) {
         char extra[64];
-        snprintf(extra, sizeof(extra), "Content-Range: bytes */%lld\r\n", (long long)st.st_size);
-        c->state = CS_RESPOND;
+        snprintf(extra, sizeof(extra), "Content-Range: bytes */%lld\r\n", (long long)st->st_size);
         c->status = 416;
-        n = (int)reply_error(head, sizeof(head), 416, "range not satisfiable", c->keep_alive,
-                             extra);
-        goto send_head;
+        c->file_off = c->file_end = 0;
+        return (int)reply_error(head, cap, 416, "range not satisfiable", c->keep_alive, extra);
     }
     if (rr == RANGE_NONE) {
         first = 0;
-        last = st.st_size ? (uint64_t)st.st_size - 1 : 0;
+        last = st->st_size ? (uint64_t)st->st_size - 1 : 0;
     }
-    status = rr == RANGE_OK ? 206 : 200;
+    c->status = rr == RANGE_OK ? 206 : 200;
     c->file_off = first;
-    c->file_end = st.st_size ? last + 1 : 0;
-    n = snprintf(head, sizeof(head),
+    c->file_end = st->st_size ? last + 1 : 0;
+    n = snprintf(head, cap,
                  "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %llu\r\n"
                  "Last-Modified: %s\r\nAccept-Ranges: bytes\r\n",
-                 status, http_reason(status), static_content_type(path),
+                 c->status, http_reason(c->status), c->file_type,
                  (unsigned long long)(c->file_end - c->file_off), date);
-    if (status == 206)
-        n += snprintf(head + n, sizeof(head) - (size_t)n, "Content-Range: bytes %llu-%llu/%lld\r\n",
-                      (unsigned long long)first, (unsigned long long)last, (long long)st.st_size);
-    n += snprintf(head + n, sizeof(head) - (size_t)n, "%s\r\n",
-                  c->keep_alive ? "" : "Connection: close\r\n");
-    if (req->method_id == HTTP_HEAD)
+    if (c->status == 206)
+        n += snprintf(head + n, cap - (size_t)n, "Content-Range: bytes %llu-%llu/%lld\r\n",
+                      (unsigned long long)first, (unsigned long long)last,
+                      (long long)st->st_size);
+    n += snprintf(head + n, cap - (size_t)n, "%s\r\n", conn_hdr);
+    if (c->file_head_only)
         c->file_end = c->file_off;
-send_head:
-    c->state = CS_RESPOND;
-    c->status = status;
-    if (c->file_fd >= 0 && c->file_off >= c->file_end) {
+    return n;
+}
+
+static void on_file_open(struct conn *c, int res)
+{
+    const char *rel = buf_tail(&c->out);
+    const char *request_path = rel + strlen(rel) + 1;
+    char head[1024];
+    struct stat st;
+    int n;
+
+    if (res < 0) {
+        int status = open_error_status(-res);
+        conn_respond_error(c, status,
+                           status == 404   ? "no such file"
+                           : status == 403 ? "file not readable"
+                                           : "path too long");
+        return;
+    }
+    c->file_fd = res;
+    /* fstat of an open file reads the in-memory inode: it does not block. */
+    if (fstat(c->file_fd, &st) < 0 || (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))) {
+        conn_respond_error(c, 404, "no such file");
+        return;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        c->status = 301;
+        c->file_off = c->file_end = 0;
+        n = snprintf(head, sizeof(head),
+                     "HTTP/1.1 301 Moved Permanently\r\nLocation: %.900s/\r\n"
+                     "Content-Length: 0\r\n%s\r\n",
+                     request_path, c->keep_alive ? "" : "Connection: close\r\n");
+    } else {
+        n = static_head(c, &st, head, sizeof(head));
+    }
+    if (c->file_off >= c->file_end) {
         close(c->file_fd);
         c->file_fd = -1;
     }
@@ -644,6 +684,12 @@ void conn_on_cqe(struct conn *c, enum op op, struct io_uring_cqe *cqe)
         break;
     case OP_CLIENT_SEND:
         on_send(c, cqe->res);
+        break;
+    case OP_FILE_OPEN:
+        if (c->closing && cqe->res >= 0)
+            close(cqe->res);
+        else if (!c->closing)
+            on_file_open(c, cqe->res);
         break;
     case OP_FILE_READ:
         if (!c->closing)

@@ -97,6 +97,11 @@ struct conn {
 
     int file_fd;
     uint64_t file_off, file_end;
+    /* A static file being opened: what the answer needs from the request. */
+    int64_t file_ims; /* If-Modified-Since, -1 when absent */
+    const char *file_type;
+    bool file_head_only; /* HEAD: the head, no body */
+    char file_range[64]; /* the Range value; a longer one is ignored */
 } __attribute__((aligned(16)));
 
 struct upstream_state;

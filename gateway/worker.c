@@ -68,7 +68,7 @@ int worker_probe_kernel(char *err, size_t err_size)
         {IORING_OP_ACCEPT, "accept"},   {IORING_OP_RECV, "recv"},
         {IORING_OP_SEND, "send"},       {IORING_OP_SENDMSG, "sendmsg"},
         {IORING_OP_CONNECT, "connect"}, {IORING_OP_LINK_TIMEOUT, "link_timeout"},
-        {IORING_OP_READ, "read"},
+        {IORING_OP_READ, "read"},       {IORING_OP_OPENAT2, "openat2"},
     };
     struct io_uring ring;
     struct io_uring_probe *probe;
@@ -287,6 +287,7 @@ static void dispatch(struct worker *w, struct io_uring_cqe *cqe)
         break;
     case OP_CLIENT_RECV:
     case OP_CLIENT_SEND:
+    case OP_FILE_OPEN:
     case OP_FILE_READ:
         conn_on_cqe(owner, op, cqe);
         break;
@@ -481,6 +482,10 @@ static void *worker_main(void *arg)
         if (w->conns == c) /* still has operations in the ring */
             loop_turn(w);
     }
+    /* Pooled connections close now; closing ones finish their operations. */
+    upstreams_destroy(w);
+    for (uint64_t until = clock_ms() + 1000; w->n_upconns && clock_ms() < until;)
+        loop_turn(w);
     return NULL;
 }
 

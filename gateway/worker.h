@@ -23,6 +23,7 @@ enum op {
     OP_ACCEPT,
     OP_CLIENT_RECV,
     OP_CLIENT_SEND,
+    OP_FILE_OPEN,
     OP_FILE_READ,
     OP_UP_CONNECT,
     OP_UP_RECV,
@@ -76,6 +77,7 @@ struct worker {
 
     struct conn *conns; /* every live client connection */
     size_t n_conns;
+    size_t n_upconns; /* live upstream connections */
     uint64_t rng; /* request ids */
     bool draining;
     uint64_t drain_deadline;
