@@ -105,10 +105,10 @@ static int run(const char *path, struct config *cfg)
     for (unsigned i = 0; i < started; i++)
         worker_join(&workers[i]);
     admin_stop();
+    reload_free_all(workers, started);
     for (unsigned i = 0; i < started; i++)
         worker_destroy(&workers[i]);
     free(workers);
-    reload_free_all();
     config_free(cfg);
     if (status == 0)
         log_info("stopped");

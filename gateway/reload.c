@@ -44,6 +44,7 @@ static int open_new_sockets(const struct config *cur, const struct config *next,
 {
     char err[256];
 
+    close_new_sockets(workers, n); /* the last reload's: every worker is past it */
     for (unsigned w = 0; w < n; w++) {
         workers[w].new_listen_fds = malloc((next->n_listeners + 1) * sizeof(int));
         if (!workers[w].new_listen_fds) {
@@ -153,8 +154,9 @@ void reload_collect(struct worker *workers, unsigned n_workers)
     }
 }
 
-void reload_free_all(void)
+void reload_free_all(struct worker *workers, unsigned n_workers)
 {
+    close_new_sockets(workers, n_workers);
     for (size_t i = 0; i < n_retired; i++)
         config_free(retired[i]);
     n_retired = 0;

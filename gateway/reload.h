@@ -17,6 +17,6 @@ void reload_config(const char *path, struct config **current, struct worker *wor
 void reload_collect(struct worker *workers, unsigned n_workers);
 
 /* At exit, after the workers have stopped. */
-void reload_free_all(void);
+void reload_free_all(struct worker *workers, unsigned n_workers);
 
 #endif

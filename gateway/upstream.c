@@ -56,6 +56,7 @@ static void upconn_free(struct upconn *up)
     close(up->fd);
     buf_free(&up->in, &up->w->pool);
     buf_free(&up->out, &up->w->pool);
+    up->w->n_upconns--;
     free(up);
     if (--us->live == 0 && us->retired) {
         free(us->pools);
@@ -249,6 +250,7 @@ struct upconn *upstream_acquire(struct worker *w, const struct upstream_conf *u)
     }
     setsockopt(up->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     us->live++;
+    w->n_upconns++;
     connect_submit(up, addr, u->connect_timeout);
     return up;
 }
