@@ -26,6 +26,7 @@ test: test-deps
 	ctest --test-dir $(BUILD) --output-on-failure
 
 package: build
+	@scripts/install-deps.sh package
 	cd $(BUILD) && cpack -G DEB && cpack -G RPM
 
 clean:

@@ -2,15 +2,18 @@
 # Installs the Debian packages ringgate needs that are missing.
 #   scripts/install-deps.sh build   packages to build and run
 #   scripts/install-deps.sh test    build packages plus what the tests use
+#   scripts/install-deps.sh package build packages plus what CPack needs (deb, rpm)
 set -eu
 
 BUILD_PKGS="build-essential cmake pkg-config liburing-dev libyaml-dev libhiredis-dev android-libboringssl-dev libssl-dev"
-TEST_PKGS="python3 python3-pytest python3-pytest-timeout python3-requests python3-jwt python3-websockets clang curl openssl redis-server nginx-light wrk"
+TEST_PKGS="python3 python3-pytest python3-pytest-timeout python3-requests python3-jwt python3-websockets clang libclang-rt-14-dev curl openssl redis-server nginx-light haproxy wrk rpm file dpkg-dev"
+PACKAGE_PKGS="rpm file dpkg-dev"
 
 case "${1:-build}" in
   build) want="$BUILD_PKGS" ;;
   test) want="$BUILD_PKGS $TEST_PKGS" ;;
-  *) echo "usage: $0 build|test" >&2; exit 2 ;;
+  package) want="$BUILD_PKGS $PACKAGE_PKGS" ;;
+  *) echo "usage: $0 build|test|package" >&2; exit 2 ;;
 esac
 
 missing=""
