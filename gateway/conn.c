@@ -575,8 +575,17 @@ static void process_head(struct conn *c)
     const struct limits_conf *lim = &c->w->cfg->limits;
     struct http_request req;
     struct http_error err;
-    int n = http1_parse_request(buf_head(&c->in), buf_len(&c->in), &req, &err);
+    size_t len = buf_len(&c->in);
+    int n;
 
+    /* A head ends with a newline: a client trickling bytes without one
+     * costs no re-parse (which would be quadratic). */
+    if (c->head_scanned && !memchr(buf_head(&c->in) + c->head_scanned, '\n',
+                                   len - c->head_scanned))
+        n = HTTP_INCOMPLETE;
+    else
+        n = http1_parse_request(buf_head(&c->in), len, &req, &err);
+    c->head_scanned = n == HTTP_INCOMPLETE ? len : 0;
     if (n == HTTP_INCOMPLETE) {
         if (buf_len(&c->in) > lim->max_header_bytes) {
             conn_respond_error(c, 431, "request header section is larger than "

@@ -33,6 +33,7 @@ struct body_relay {
     enum http_body in;     /* framing on the receiving side */
     uint64_t remaining;    /* LENGTH: bytes still to come */
     uint64_t total;        /* decoded bytes so far */
+    uint64_t wire;         /* bytes consumed, framing included */
     struct chunked_decoder dec;
     bool out_chunked;      /* re-frame as chunks on the sending side */
     bool done;
@@ -66,6 +67,7 @@ struct conn {
     size_t consume_after_send; /* bytes of the relay source to drop once sent */
     unsigned requests;
     bool got_bytes;   /* some of the current request has arrived */
+    size_t head_scanned; /* bytes of an incomplete head already parsed */
     bool in_exchange; /* a request is being answered: count it when done */
 
     /* The current exchange. */

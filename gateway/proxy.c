@@ -17,6 +17,7 @@
 #include "reply.h"
 
 #define UP_HEAD_LIMIT (64 * 1024)
+#define CHUNK_FRAMING_LIMIT (64 * 1024) /* chunk headers, extensions, trailers */
 
 static const char last_chunk[] = "0\r\n\r\n";
 
@@ -59,6 +60,7 @@ void body_relay_take(struct body_relay *r, struct buf *src, bool eof, struct out
     }
     }
     r->total += data_len;
+    r->wire += *consume;
     if (data_len && r->out_chunked) {
         outmsg_add(m, r->size_line, chunked_size_line(r->size_line, data_len));
         outmsg_add(m, p, data_len);
@@ -226,6 +228,12 @@ static void send_request_part(struct conn *c)
         detach_upstream(c, false);
         c->keep_alive = false;
         conn_respond_error(c, 400, "malformed chunked request body");
+        return;
+    }
+    if (c->req_body.wire - c->req_body.total > CHUNK_FRAMING_LIMIT) {
+        detach_upstream(c, false);
+        c->keep_alive = false;
+        conn_respond_error(c, 400, "chunked framing (extensions, trailers) too large");
         return;
     }
     if (c->req_body.total > c->cfg->limits.max_body_bytes) {
