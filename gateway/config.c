@@ -583,6 +583,7 @@ static const struct key_rule limits_rules[] = {
     KEY("max_body_bytes", set_size, struct limits_conf, max_body_bytes),
     KEY("header_timeout", set_timeout, struct limits_conf, header_timeout),
     KEY("idle_timeout", set_timeout, struct limits_conf, idle_timeout),
+    KEY("tunnel_idle_timeout", set_timeout, struct limits_conf, tunnel_idle_timeout),
     END_RULES,
 };
 
@@ -1115,6 +1116,7 @@ static void set_defaults(struct config *cfg)
     cfg->limits.max_body_bytes = 8 * 1024 * 1024;
     cfg->limits.header_timeout = 10 * 1000;
     cfg->limits.idle_timeout = 60 * 1000;
+    cfg->limits.tunnel_idle_timeout = 3600 * 1000;
     cfg->access_log = strdup(DEFAULT_ACCESS_LOG);
 }
 

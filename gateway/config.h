@@ -28,6 +28,7 @@ struct limits_conf {
     uint64_t max_body_bytes;   /* default 8MiB */
     uint64_t header_timeout;   /* ms, default 10s */
     uint64_t idle_timeout;     /* ms, default 60s */
+    uint64_t tunnel_idle_timeout; /* ms, default 1h: WebSocket tunnels */
 };
 
 struct listener_conf {

@@ -109,7 +109,8 @@ void conn_accept(struct worker *w, struct listen_socket *ls, int fd)
         w->conns->prev = c;
     w->conns = c;
     w->n_conns++;
-    metrics_conn_opened(w->metrics, c->listener);
+    c->listener_id = c->listener->metrics_id;
+    metrics_conn_opened(w->metrics, c->listener_id);
     timer_arm(&w->timers, &c->timer, w->now + w->cfg->limits.header_timeout);
     conn_arm_recv(c);
 }
@@ -151,7 +152,7 @@ static void request_id_set(struct conn *c, const struct http_request *req)
 }
 
 /* Counts the finished (or abandoned) exchange and logs it. */
-static void exchange_account(struct conn *c)
+void conn_exchange_account(struct conn *c)
 {
     if (!c->in_exchange)
         return;
@@ -184,8 +185,10 @@ static void conn_free(struct conn *c)
 
     if (c->in_exchange && (c->status == 0 || !c->resp_body.done))
         c->status = 499; /* closed before the answer was complete (nginx's code) */
-    exchange_account(c);
-    metrics_conn_closed(w->metrics, c->listener);
+    conn_exchange_account(c);
+    if (c->state == CS_TUNNEL)
+        metrics_tunnel_closed(w->metrics, c->listener_id);
+    metrics_conn_closed(w->metrics, c->listener_id);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -271,6 +274,12 @@ static void send_out_buffer(struct conn *c)
 
 void conn_respond_error(struct conn *c, int status, const char *message)
 {
+    conn_respond_error_with(c, status, message, NULL);
+}
+
+void conn_respond_error_with(struct conn *c, int status, const char *message,
+                             const char *extra_headers)
+{
     size_t room = buf_reserve(&c->out, &c->w->pool, 2048, BUF_BLOCK * 4);
     size_t n;
 
@@ -284,7 +293,7 @@ void conn_respond_error(struct conn *c, int status, const char *message)
         c->keep_alive = false;
     if (c->w->draining)
         c->keep_alive = false;
-    n = reply_error(buf_tail(&c->out), room, status, message, c->keep_alive, NULL);
+    n = reply_error(buf_tail(&c->out), room, status, message, c->keep_alive, extra_headers);
     c->out.end += n;
     send_out_buffer(c);
 }
@@ -298,6 +307,7 @@ static void exchange_reset(struct conn *c)
     c->attempts = 0;
     c->req_sent = c->resp_head = c->resp_started = c->up_reusable = false;
     c->expect_continue = false;
+    c->upgrade = false;
     memset(&c->req_body, 0, sizeof(c->req_body));
     c->req_body.done = true;
     memset(&c->resp_body, 0, sizeof(c->resp_body));
@@ -309,7 +319,7 @@ void conn_exchange_done(struct conn *c)
     struct worker *w = c->w;
 
     c->requests++;
-    exchange_account(c);
+    conn_exchange_account(c);
     buf_free(&c->out, &w->pool);
     if (c->file_fd >= 0) {
         close(c->file_fd);
@@ -546,6 +556,45 @@ static void start_exchange(struct conn *c, const struct http_request *req)
     c->req_body.out_chunked = req->body == HTTP_BODY_CHUNKED;
 }
 
+static bool websocket_key_valid(struct http_str key)
+{
+    /* base64 of 16 bytes: 22 characters and "==" */
+    if (key.len != 24 || key.p[22] != '=' || key.p[23] != '=')
+        return false;
+    for (size_t i = 0; i < 22; i++) {
+        char ch = key.p[i];
+        if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+              ch == '+' || ch == '/'))
+            return false;
+    }
+    return true;
+}
+
+/* RFC 6455 4.2.1: what a WebSocket opening handshake must carry. 0 when
+ * valid, else the status to answer (426 names the version we speak). */
+static int websocket_handshake_check(const struct http_request *req)
+{
+    const struct http_header *key =
+        http1_find_header(req->headers, req->n_headers, "sec-websocket-key");
+    const struct http_header *version =
+        http1_find_header(req->headers, req->n_headers, "sec-websocket-version");
+
+    if (req->method_id != HTTP_GET || req->minor_version != 1 || req->body != HTTP_BODY_NONE)
+        return 400;
+    if (!key || !websocket_key_valid(key->value))
+        return 400;
+    if (!version || version->value.len != 2 || memcmp(version->value.p, "13", 2) != 0)
+        return 426;
+    return 0;
+}
+
+static bool wants_websocket(const struct http_request *req)
+{
+    const struct http_header *h = http1_find_header(req->headers, req->n_headers, "upgrade");
+
+    return req->upgrade && h && http1_has_token(h->value, "websocket");
+}
+
 static void route_request(struct conn *c, const struct http_request *req)
 {
     const struct limits_conf *lim = &c->w->cfg->limits;
@@ -558,6 +607,18 @@ static void route_request(struct conn *c, const struct http_request *req)
     if (!c->route) {
         conn_respond_error(c, 404, "no route matches this request");
         return;
+    }
+    if (c->route->websocket && wants_websocket(req)) {
+        int status = websocket_handshake_check(req);
+
+        if (status) {
+            conn_respond_error_with(c, status,
+                                    status == 426 ? "unsupported WebSocket version"
+                                                  : "invalid WebSocket handshake",
+                                    status == 426 ? "Sec-WebSocket-Version: 13\r\n" : NULL);
+            return;
+        }
+        c->upgrade = true;
     }
     if (c->route->static_root) {
         if (!c->req_body.done) {
@@ -640,6 +701,10 @@ static void on_recv(struct conn *c, struct io_uring_cqe *cqe)
         conn_arm_recv(c);
         return;
     }
+    if (c->state == CS_TUNNEL) {
+        tunnel_on_client_data(c, res);
+        return;
+    }
     if (res <= 0) {
         conn_close(c);
         return;
@@ -659,6 +724,7 @@ static void on_recv(struct conn *c, struct io_uring_cqe *cqe)
         conn_arm_recv(c);
         break;
     case CS_RESPOND:
+    case CS_TUNNEL:
         break;
     }
 }
@@ -677,7 +743,9 @@ static void on_send(struct conn *c, int res)
         conn_send(c);
         return;
     }
-    if (c->state == CS_PROXY)
+    if (c->state == CS_TUNNEL)
+        tunnel_on_client_sent(c);
+    else if (c->state == CS_PROXY)
         proxy_on_client_sent(c);
     else if (c->state == CS_RESPOND)
         on_respond_sent(c);
@@ -730,6 +798,7 @@ void conn_on_timer(struct timer *t)
         break;
     case CS_RESPOND:
     case CS_LINGER:
+    case CS_TUNNEL:
         conn_close(c);
         break;
     }

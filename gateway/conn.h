@@ -45,6 +45,7 @@ enum conn_state {
     CS_PROXY,   /* exchanging with an upstream */
     CS_RESPOND, /* sending an answer of our own or a file */
     CS_LINGER,  /* answer sent, Connection: close: draining input before close */
+    CS_TUNNEL,  /* after a 101: bytes relayed both ways (tunnel.c) */
 };
 
 struct upconn;
@@ -52,7 +53,8 @@ struct upconn;
 struct conn {
     struct worker *w;
     int fd;
-    const struct listener_conf *listener;
+    const struct listener_conf *listener; /* NULL once a tunnel: reloads let go */
+    unsigned listener_id;                 /* metrics id, kept for the whole connection */
     char peer_ip[46];
     struct conn *prev, *next; /* worker->conns */
     struct timer timer;
@@ -77,6 +79,7 @@ struct conn {
     int minor_version;
     bool keep_alive;
     bool expect_continue;
+    bool upgrade; /* a WebSocket handshake forwarded on a websocket route */
     char request_id[40];
     uint64_t started;    /* ms, for timeouts */
     uint64_t started_us; /* for metrics and the access log */
@@ -96,6 +99,9 @@ struct conn {
     bool resp_started; /* some of the response has gone to the client */
     bool up_reusable;  /* the origin keeps the connection after this response */
     struct body_relay resp_body;
+
+    /* A tunnel (CS_TUNNEL). */
+    bool tun_client_eof, tun_up_eof, tun_up_sending;
 
     int file_fd;
     uint64_t file_off, file_end;
@@ -135,7 +141,12 @@ void conn_close(struct conn *c);
 void conn_arm_recv(struct conn *c);
 void conn_send(struct conn *c);
 void conn_respond_error(struct conn *c, int status, const char *message);
+/* Same, with extra header lines (each ending CRLF). */
+void conn_respond_error_with(struct conn *c, int status, const char *message,
+                             const char *extra_headers);
 void conn_exchange_done(struct conn *c);
+/* Counts the exchange in the metrics and the access log (once). */
+void conn_exchange_account(struct conn *c);
 /* Graceful drain: close the connection if it sits idle between requests. */
 void conn_close_if_idle(struct conn *c);
 
@@ -154,6 +165,13 @@ void proxy_abort(struct conn *c);
  * malformed chunked body. */
 void body_relay_take(struct body_relay *r, struct buf *src, bool eof, struct outmsg *m,
                      size_t *consume, int *error);
+
+/* tunnel.c */
+void tunnel_start(struct conn *c);
+void tunnel_on_client_data(struct conn *c, int res);
+void tunnel_on_client_sent(struct conn *c);
+void tunnel_on_upstream_data(struct conn *c, int res);
+void tunnel_on_upstream_sent(struct conn *c, int res);
 
 /* upstream.c */
 void upstreams_init(struct worker *w);

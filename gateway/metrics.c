@@ -113,14 +113,24 @@ void metrics_upstream(struct worker_metrics *m, const struct upstream_conf *u, u
         observe(&m->up_latency[u->metrics_id], duration_us);
 }
 
-void metrics_conn_opened(struct worker_metrics *m, const struct listener_conf *l)
+void metrics_conn_opened(struct worker_metrics *m, unsigned listener_id)
 {
-    counter_add(&m->conns_opened[l->metrics_id], 1);
+    counter_add(&m->conns_opened[listener_id], 1);
 }
 
-void metrics_conn_closed(struct worker_metrics *m, const struct listener_conf *l)
+void metrics_conn_closed(struct worker_metrics *m, unsigned listener_id)
 {
-    counter_add(&m->conns_closed[l->metrics_id], 1);
+    counter_add(&m->conns_closed[listener_id], 1);
+}
+
+void metrics_tunnel_opened(struct worker_metrics *m, unsigned listener_id)
+{
+    counter_add(&m->tunnels_opened[listener_id], 1);
+}
+
+void metrics_tunnel_closed(struct worker_metrics *m, unsigned listener_id)
+{
+    counter_add(&m->tunnels_closed[listener_id], 1);
 }
 
 /* ---- exposition ---- */
@@ -263,6 +273,28 @@ static void render_requests(struct out *o, struct worker_metrics *const *w, size
         emit(o, "ringgate_connections_active{listener=\"%s\"} %lld\n", listener_ids.names[l],
              (long long)(opened - closed));
     }
+    emit(o, "# HELP ringgate_tunnels_active WebSocket (upgraded) tunnels open now.\n"
+            "# TYPE ringgate_tunnels_active gauge\n");
+    for (unsigned l = 0; l < listener_ids.count; l++) {
+        uint64_t opened = 0, closed = 0;
+        for (size_t i = 0; i < n; i++) {
+            opened += get(&w[i]->tunnels_opened[l]);
+            closed += get(&w[i]->tunnels_closed[l]);
+        }
+        emit(o, "ringgate_tunnels_active{listener=\"%s\"} %lld\n", listener_ids.names[l],
+             (long long)(opened - closed));
+    }
+    uint64_t up = 0, down = 0;
+    for (size_t i = 0; i < n; i++) {
+        up += get(&w[i]->tunnel_bytes[TUNNEL_UP]);
+        down += get(&w[i]->tunnel_bytes[TUNNEL_DOWN]);
+    }
+    emit(o,
+         "# HELP ringgate_tunnel_bytes_total Bytes relayed through tunnels, by direction.\n"
+         "# TYPE ringgate_tunnel_bytes_total counter\n"
+         "ringgate_tunnel_bytes_total{direction=\"upstream\"} %llu\n"
+         "ringgate_tunnel_bytes_total{direction=\"downstream\"} %llu\n",
+         (unsigned long long)up, (unsigned long long)down);
 }
 
 static void render_upstreams(struct out *o, struct worker_metrics *const *w, size_t n)

@@ -51,12 +51,17 @@ struct request_slot {
     counter_t count;
 };
 
+enum tunnel_direction { TUNNEL_UP, TUNNEL_DOWN }; /* client->origin, origin->client */
+
 struct worker_metrics {
     struct request_slot requests[METRICS_REQUEST_SLOTS];
     counter_t requests_dropped; /* table full */
     struct histogram req_latency[METRICS_MAX_ROUTES];
     counter_t conns_opened[METRICS_MAX_LISTENERS];
     counter_t conns_closed[METRICS_MAX_LISTENERS];
+    counter_t tunnels_opened[METRICS_MAX_LISTENERS];
+    counter_t tunnels_closed[METRICS_MAX_LISTENERS];
+    counter_t tunnel_bytes[2]; /* enum tunnel_direction */
     counter_t upstream_requests[METRICS_MAX_ENDPOINTS][OUTCOME_COUNT];
     struct histogram up_latency[METRICS_MAX_UPSTREAMS];
 };
@@ -71,8 +76,10 @@ void metrics_request(struct worker_metrics *m, const struct listener_conf *l,
                      const struct route_conf *r, int status, uint64_t duration_us);
 void metrics_upstream(struct worker_metrics *m, const struct upstream_conf *u, unsigned endpoint,
                       enum upstream_outcome outcome, uint64_t duration_us);
-void metrics_conn_opened(struct worker_metrics *m, const struct listener_conf *l);
-void metrics_conn_closed(struct worker_metrics *m, const struct listener_conf *l);
+void metrics_conn_opened(struct worker_metrics *m, unsigned listener_id);
+void metrics_conn_closed(struct worker_metrics *m, unsigned listener_id);
+void metrics_tunnel_opened(struct worker_metrics *m, unsigned listener_id);
+void metrics_tunnel_closed(struct worker_metrics *m, unsigned listener_id);
 
 /* Process-wide counters kept by the main thread. */
 extern counter_t metrics_reloads_ok, metrics_reloads_failed;

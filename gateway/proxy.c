@@ -157,6 +157,8 @@ static bool build_request_head(struct conn *c, const struct http_request *req, s
         n = snprintf(line, sizeof(line), "Host: %s\r\n", upstream_endpoint_name(c->up));
         ok &= put(out, pool, line, (size_t)n);
     }
+    if (c->upgrade)
+        ok &= put(out, pool, "Connection: Upgrade\r\nUpgrade: websocket\r\n", 41);
     if (req->body == HTTP_BODY_LENGTH)
         n = snprintf(line, sizeof(line), "Content-Length: %llu\r\n\r\n",
                      (unsigned long long)req->content_length);
@@ -331,6 +333,10 @@ static void process_response(struct conn *c);
 
 void proxy_on_upstream_sent(struct conn *c, int res)
 {
+    if (c->state == CS_TUNNEL) {
+        tunnel_on_upstream_sent(c, res);
+        return;
+    }
     if (res < 0) {
         if (buf_len(&c->up->in)) { /* the origin answered early, then closed */
             c->req_sent = true;
@@ -413,7 +419,10 @@ static bool build_response_head(struct conn *c, const struct http_response *resp
                      (unsigned long long)resp->content_length);
     else if (c->resp_body.out_chunked)
         n = snprintf(line, sizeof(line), "Transfer-Encoding: chunked\r\n");
-    if (resp->status >= 200 && !c->keep_alive)
+    if (resp->status == 101)
+        n += snprintf(line + n, sizeof(line) - (size_t)n,
+                      "Connection: Upgrade\r\nUpgrade: websocket\r\n");
+    else if (resp->status >= 200 && !c->keep_alive)
         n += snprintf(line + n, sizeof(line) - (size_t)n, "Connection: close\r\n");
     else if (resp->status >= 200 && c->minor_version == 0)
         n += snprintf(line + n, sizeof(line) - (size_t)n, "Connection: keep-alive\r\n");
@@ -439,6 +448,32 @@ static void response_framing(struct conn *c, const struct http_response *resp)
     }
     c->up_reusable = resp->keep_alive;
     c->status = resp->status;
+}
+
+/* The origin's 101 to a WebSocket handshake: the answer goes to the client
+ * with its Upgrade headers, and the connection becomes a tunnel. Only
+ * then are bytes that followed the handshake relayed, as tunnel data. */
+static bool switch_protocols(struct conn *c, const struct http_response *resp, size_t head_len)
+{
+    const struct http_header *upgrade =
+        http1_find_header(resp->headers, resp->n_headers, "upgrade");
+
+    if (!c->upgrade || !upgrade || !http1_has_token(upgrade->value, "websocket")) {
+        upstream_fail(c, OUTCOME_INVALID, 502, "upstream switched protocols unasked");
+        return false;
+    }
+    c->status = 101;
+    c->resp_head = true;
+    c->upstream_us = clock_us() - c->up_started_us;
+    metrics_upstream(c->w->metrics, c->route->upstream, c->up->ep, OUTCOME_SUCCESS,
+                     c->upstream_us);
+    if (!build_response_head(c, resp)) {
+        upstream_fail(c, OUTCOME_INVALID, 502, "upstream response head too large");
+        return false;
+    }
+    buf_consume(&c->up->in, head_len);
+    tunnel_start(c);
+    return false;
 }
 
 /* Parses response heads in c->up->in: 1xx ones are queued for the client,
@@ -469,11 +504,8 @@ static bool take_response_head(struct conn *c)
             upstream_fail(c, OUTCOME_INVALID, 502, "invalid response from the upstream");
             return false;
         }
-        if (resp.status == 101) {
-            upstream_fail(c, OUTCOME_INVALID, 502,
-                          "upstream switched protocols on a route without websocket");
-            return false;
-        }
+        if (resp.status == 101)
+            return switch_protocols(c, &resp, (size_t)n);
         if (resp.status >= 200) {
             response_framing(c, &resp);
             c->upstream_us = clock_us() - c->up_started_us;
@@ -490,8 +522,6 @@ static bool take_response_head(struct conn *c)
     }
     return true;
 }
-
-static void process_response(struct conn *c);
 
 /* After the relayed bytes have gone (or when there were none to send):
  * finish, go on with what is buffered, or wait for the origin. */
@@ -549,6 +579,10 @@ void proxy_on_client_sent(struct conn *c)
 
 void proxy_on_upstream_data(struct conn *c, int res)
 {
+    if (c->state == CS_TUNNEL) {
+        tunnel_on_upstream_data(c, res);
+        return;
+    }
     (void)res; /* the bytes are in c->up->in; up->eof tells the end */
     if (!c->req_sent || c->send_armed)
         return; /* taken up when the current send completes */

@@ -30,6 +30,7 @@ static const struct status_text statuses[] = {
     {414, "URI Too Long", "uri_too_long"},
     {416, "Range Not Satisfiable", "range_not_satisfiable"},
     {417, "Expectation Failed", "expectation_failed"},
+    {426, "Upgrade Required", "upgrade_required"},
     {429, "Too Many Requests", "rate_limited"},
     {431, "Request Header Fields Too Large", "headers_too_large"},
     {500, "Internal Server Error", "internal_error"},

@@ -398,9 +398,11 @@ static void switch_config(struct worker *w, const struct config *next)
     }
     w->cfg = next;
     for (struct conn *c = w->conns, *nextc; c; c = nextc) {
-        const struct listener_conf *lc = listener_in(next, c->listener);
+        const struct listener_conf *lc = c->listener ? listener_in(next, c->listener) : NULL;
 
         nextc = c->next;
+        if (!c->listener) /* a tunnel: nothing of the configuration */
+            continue;
         if (lc)
             c->listener = lc;
         else
@@ -415,7 +417,7 @@ static bool config_in_use(const struct worker *w, const struct config *cfg)
     const struct listener_conf *first = cfg->listeners, *end = first + cfg->n_listeners;
 
     for (const struct conn *c = w->conns; c; c = c->next)
-        if (c->cfg == cfg || (c->listener >= first && c->listener < end))
+        if (c->cfg == cfg || (c->listener && c->listener >= first && c->listener < end))
             return true;
     return false;
 }

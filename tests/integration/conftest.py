@@ -165,9 +165,9 @@ RUNNING = []  # every Proc the fixtures started and have not stopped
 
 
 class Origin(Proc):
-    def __init__(self, log_dir, name="origin"):
+    def __init__(self, log_dir, name="origin", script=None):
         self.port = free_port()
-        super().__init__(name, [PYTHON, ORIGIN_PY, str(self.port)],
+        super().__init__(name, [PYTHON, script or ORIGIN_PY, str(self.port)],
                          os.path.join(log_dir, name + ".log"), stdout_pipe=True)
 
     def start(self, deadline_s=10.0):

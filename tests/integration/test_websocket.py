@@ -1,0 +1,218 @@
+"""WebSocket tunnels: a real client and a real server (python3-websockets)
+through ringgate; handshake checks; tunnels surviving reloads; upgrade
+smuggling."""
+
+import asyncio
+import os
+import random
+import signal
+import time
+
+import pytest
+import websockets
+
+from conftest import HERE, Gateway, Origin, request_bytes
+
+CONFIG = """\
+workers: 2
+shutdown_timeout: 2s
+access_log: "off"
+listeners:
+  - name: public
+    listen: "127.0.0.1:{port}"
+upstreams:
+  - name: ws
+    endpoints: ["127.0.0.1:{ws}"]
+    timeout: 5s
+  - name: http
+    endpoints: ["127.0.0.1:{http}"]
+    timeout: 5s
+routes:
+  - name: ws
+    match: {{prefix: /ws/}}
+    upstream: ws
+    websocket: true
+  - name: plain
+    match: {{prefix: /plain/}}
+    upstream: http
+  - name: wshttp
+    match: {{prefix: /wshttp/}}
+    upstream: http
+    websocket: true
+"""
+
+
+@pytest.fixture(scope="module")
+def ws_origin(work_dir):
+    o = Origin(work_dir, "ws_origin", script=os.path.join(HERE, "ws_origin.py"))
+    o.start()
+    yield o
+    o.stop()
+
+
+@pytest.fixture(scope="module")
+def wsgw(work_dir, ws_origin, origin):
+    g = Gateway(work_dir, "ws", CONFIG, ws=ws_origin.port, http=origin.port)
+    g.start()
+    yield g
+    g.stop()
+
+
+def url(g, path):
+    return "ws://127.0.0.1:%d%s" % (g.port, path)
+
+
+def run(coro, timeout=60):
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+def test_echo_text_and_binary_up_to_1mib(wsgw):
+    rng = random.Random(7)
+    sizes = [rng.choice([1, 10, 125, 126, 1000, 65535, 65536, 100000]) for _ in range(990)]
+    sizes += [1 << 20] * 10
+
+    async def go():
+        async with websockets.connect(url(wsgw, "/ws/echo"), max_size=4 << 20,
+                                      ping_interval=None) as ws:
+            for i, n in enumerate(sizes):
+                if i % 2:
+                    msg = bytes(rng.getrandbits(8) for _ in range(min(n, 64))) * (n // 64 + 1)
+                    msg = msg[:n]
+                else:
+                    msg = ("x%d-" % i) * (n // 6 + 1)
+                    msg = msg[:n]
+                await ws.send(msg)
+                assert await ws.recv() == msg
+    run(go(), 120)
+
+
+def test_ping_pong_and_client_close(wsgw):
+    async def go():
+        ws = await websockets.connect(url(wsgw, "/ws/echo"), ping_interval=None)
+        pong = await ws.ping(b"are you there")
+        await asyncio.wait_for(pong, 5)
+        await ws.close(1000, "done")
+        assert ws.close_code == 1000
+    run(go())
+
+
+def test_origin_close_reaches_client(wsgw):
+    async def go():
+        async with websockets.connect(url(wsgw, "/ws/close-4001"), ping_interval=None) as ws:
+            with pytest.raises(websockets.ConnectionClosed):
+                await asyncio.wait_for(ws.recv(), 5)
+            assert ws.close_code == 4001
+    run(go())
+
+
+def test_origin_dies_mid_tunnel(work_dir, origin):
+    ws_o = Origin(work_dir, "ws_origin_dying", script=os.path.join(HERE, "ws_origin.py"))
+    ws_o.start()
+    g = Gateway(work_dir, "ws_dying", CONFIG, ws=ws_o.port, http=origin.port)
+    g.start()
+    try:
+        async def go():
+            async with websockets.connect(url(g, "/ws/echo"), ping_interval=None) as ws:
+                await ws.send("one")
+                assert await ws.recv() == "one"
+                os.kill(ws_o.pid, signal.SIGKILL)
+                started = time.monotonic()
+                with pytest.raises(websockets.ConnectionClosed):
+                    await asyncio.wait_for(ws.recv(), 5)
+                assert time.monotonic() - started < 5
+        run(go())
+    finally:
+        g.stop()
+        ws_o.stop()
+
+
+def test_handshake_without_key_is_400(wsgw):
+    resp = wsgw.request("GET", "/ws/echo", headers=[("Connection", "Upgrade"),
+                                                     ("Upgrade", "websocket"),
+                                                     ("Sec-WebSocket-Version", "13")])
+    assert resp.status == 400
+
+
+def test_handshake_wrong_version_is_426(wsgw):
+    resp = wsgw.request("GET", "/ws/echo", headers=[
+        ("Connection", "Upgrade"), ("Upgrade", "websocket"),
+        ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="), ("Sec-WebSocket-Version", "8")])
+    assert resp.status == 426
+    assert resp.header("Sec-WebSocket-Version") == "13"
+
+
+def test_upgrade_on_plain_route_is_served_as_http(wsgw, origin):
+    resp = wsgw.request("GET", "/plain/echo", headers=[
+        ("Connection", "Upgrade"), ("Upgrade", "websocket"),
+        ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="), ("Sec-WebSocket-Version", "13")])
+    assert resp.status == 200
+    names = [h[0].lower() for h in resp.json()["headers"]]
+    assert "upgrade" not in names and "connection" not in names
+
+
+def test_non_101_answer_keeps_http_and_parses_smuggled_request(wsgw, origin):
+    """The origin (plain HTTP) answers the handshake with 200: the bytes the
+    client sent after it are an HTTP request, parsed and routed as such,
+    never tunnelled."""
+    origin.reset_log()
+    handshake = request_bytes("GET", "/wshttp/echo?first", headers=[
+        ("Connection", "Upgrade"), ("Upgrade", "websocket"),
+        ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="), ("Sec-WebSocket-Version", "13")])
+    smuggled = request_bytes("GET", "/plain/echo?smuggled")
+    with wsgw.conn(timeout=5) as c:
+        c.send(handshake + smuggled)
+        first = c.read_response()
+        second = c.read_response()
+    assert first.status == 200 and second.status == 200
+    assert second.json()["path"] == "/plain/echo"
+    log = origin.log()
+    assert any("smuggled" in line for line in log)
+
+
+def test_tunnels_survive_reloads(wsgw):
+    """200 tunnels keep exchanging messages while the configuration is
+    reloaded 5 times, the last time without their route and upstream."""
+    original = wsgw.config_text
+    without_ws = original.replace("""  - name: ws
+    match: {prefix: /ws/}
+    upstream: ws
+    websocket: true
+""", "").replace("""  - name: ws
+    endpoints: ["127.0.0.1:%d"]
+    timeout: 5s
+""" % wsgw.values["ws"], "")
+    assert without_ws != original and "/ws/" not in without_ws
+    variants = [original.replace("timeout: 5s", "timeout: %ds" % (6 + i)) for i in range(4)]
+    variants.append(without_ws)
+
+    async def go():
+        conns = [await websockets.connect(url(wsgw, "/ws/echo"), ping_interval=None)
+                 for _ in range(200)]
+        sent = 0
+
+        async def round_trip(i, ws, tag):
+            msg = "%s-%d" % (tag, i)
+            await ws.send(msg)
+            assert await asyncio.wait_for(ws.recv(), 10) == msg
+
+        for n, text in enumerate(variants):
+            with open(wsgw.config_path, "w") as f:
+                f.write(text)
+            os.kill(wsgw.pid, signal.SIGHUP)
+            for k in range(5):
+                await asyncio.gather(*(round_trip(i, ws, "r%d.%d" % (n, k))
+                                       for i, ws in enumerate(conns)))
+                sent += len(conns)
+                await asyncio.sleep(0.1)
+        for ws in conns:
+            await ws.close()
+        return sent
+
+    try:
+        assert run(go(), 120) == 200 * 5 * 5
+        assert "reload rejected" not in wsgw.log_text()
+    finally:
+        with open(wsgw.config_path, "w") as f:
+            f.write(original)
+        os.kill(wsgw.pid, signal.SIGHUP)
+        time.sleep(0.5)
