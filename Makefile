@@ -25,9 +25,14 @@ test: test-deps
 	cmake --build $(BUILD) -j$$(nproc)
 	ctest --test-dir $(BUILD) --output-on-failure
 
+# The .deb uses Debian's BoringSSL; the .rpm is built against OpenSSL 3,
+# which rpm distributions have.
 package: build
 	@scripts/install-deps.sh package
-	cd $(BUILD) && cpack -G DEB && cpack -G RPM
+	cd $(BUILD) && cpack -G DEB
+	cmake -S . -B $(BUILD)-rpm -DCMAKE_BUILD_TYPE=Release -DRINGGATE_TLS=openssl $(CMAKE_FLAGS)
+	cmake --build $(BUILD)-rpm -j$$(nproc)
+	cd $(BUILD)-rpm && cpack -G RPM && cp *.rpm ../$(BUILD)/
 
 clean:
 	rm -rf $(BUILD) build-*

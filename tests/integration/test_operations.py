@@ -266,3 +266,93 @@ def test_sigterm_drains_in_flight_and_readyz_turns_503(ops):
     assert result["resp"].status == 200
     ops.proc.wait(10)
     assert ops.proc.returncode == 0
+
+
+def test_metrics_parse_with_prometheus_client(ops):
+    parser = pytest.importorskip("prometheus_client.parser")
+    for _ in range(4):
+        assert ops.request("GET", "/o/echo").status == 200
+    assert ops.request("POST", "/o/status?code=503", body=b"x").status == 503
+    text = http_get(ops.values["admin"], "/metrics")[1]
+    families = {f.name: f for f in parser.text_string_to_metric_families(text)}
+    for name in ("ringgate_build_info", "ringgate_requests", "ringgate_request_duration_seconds",
+                 "ringgate_connections_active", "ringgate_upstream_requests",
+                 "ringgate_upstream_duration_seconds", "ringgate_config_reloads"):
+        assert name in families, (name, sorted(families))
+
+    def value(family, sample_name, **labels):
+        for s in families[family].samples:
+            if s.name == sample_name and all(s.labels.get(k) == v for k, v in labels.items()):
+                return s.value
+        return None
+    assert value("ringgate_requests", "ringgate_requests_total", route="api", code="200") == 4
+    assert value("ringgate_requests", "ringgate_requests_total", route="api", code="503") == 1
+    assert value("ringgate_upstream_requests", "ringgate_upstream_requests_total",
+                 outcome="success") == 4
+    assert value("ringgate_upstream_requests", "ringgate_upstream_requests_total",
+                 outcome="http_5xx") == 1
+    assert value("ringgate_request_duration_seconds", "ringgate_request_duration_seconds_count",
+                 route="api") == 5
+
+
+MOVING = """\
+workers: 2
+shutdown_timeout: 5s
+access_log: "off"
+listeners:
+  - name: public
+    listen: "127.0.0.1:{port}"
+upstreams:
+  - name: a
+    endpoints: ["127.0.0.1:{a}"]
+  - name: b
+    endpoints: ["127.0.0.1:{b}"]
+routes:
+  - name: moving
+    match: {{prefix: /o/}}
+    upstream: {target}
+"""
+
+
+def test_reloads_moving_a_route_lose_no_request(work_dir, origin, origin_b):
+    """A client loop runs while the route is moved between two origins by
+    six reloads: no request fails or is reset, and each reload's routing
+    takes effect."""
+    values = dict(a=origin.port, b=origin_b.port, target="a")
+    g = Gateway(work_dir, "moving", MOVING, **values)
+    g.start()
+    failures, served, done = [], [], threading.Event()
+
+    def load():
+        while not done.is_set():
+            try:
+                resp = g.request("GET", "/o/count", timeout=5)
+                if resp.status != 200:
+                    failures.append(resp.status)
+            except Exception as e:  # noqa: BLE001 - any failure counts
+                failures.append(repr(e))
+            served.append(1)
+
+    threads = [threading.Thread(target=load) for _ in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        for i in range(6):
+            target = "b" if i % 2 == 0 else "a"
+            with open(g.config_path, "w") as f:
+                f.write(MOVING.format(port=g.port, a=origin.port, b=origin_b.port,
+                                      target=target))
+            os.kill(g.pid, signal.SIGHUP)
+            want = origin_b.port if target == "b" else origin.port
+
+            def routed():
+                echo = g.request("GET", "/o/echo", timeout=5).json()
+                return echo.get("origin_port") == want
+            assert wait_for(routed, 5), "reload %d did not move the route" % i
+    finally:
+        done.set()
+        for t in threads:
+            t.join(10)
+        g.stop()
+    assert failures == []
+    assert len(served) > 50

@@ -271,3 +271,27 @@ def test_rpm(tmp_path_factory):
     assert "useradd -r" in proc.stdout, proc.stdout
     for section in ("preinstall", "postinstall", "preuninstall", "postuninstall"):
         assert section + " scriptlet" in proc.stdout, section
+
+
+def test_deb_installs_checks_and_purges(deb):
+    """Installs the .deb on this machine for real, checks the installed
+    configuration with the installed binary, then purges it again."""
+    if os.geteuid() != 0:
+        pytest.skip("installing a package needs root")
+    if shutil.which("dpkg") is None:
+        pytest.skip("dpkg is not installed")
+    if run(["dpkg-query", "-W", "-f=${Status}", "ringgate"]).stdout.startswith("install ok"):
+        pytest.skip("a ringgate package is already installed here; not touching it")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    try:
+        proc = run(["dpkg", "-i", deb], timeout=120, env=env)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        proc = run(["/usr/sbin/ringgate", "-t", "-c", CONFIG])
+        assert proc.returncode == 0, proc.stderr
+        assert run(["id", "ringgate"]).returncode == 0, "the package created no ringgate user"
+        assert os.path.isdir("/var/log/ringgate")
+    finally:
+        proc = run(["dpkg", "-P", "ringgate"], timeout=120, env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert not os.path.exists("/usr/sbin/ringgate")
+    assert run(["id", "ringgate"]).returncode != 0, "purge left the ringgate user"
