@@ -227,7 +227,9 @@ void conn_arm_recv(struct conn *c)
 
     if (c->recv_armed || c->closing)
         return;
-    room = buf_reserve(&c->in, &c->w->pool, 4096, head_limit(c));
+    /* An empty buffer is not allocated until bytes arrive: an idle
+     * connection holds no buffer, only its receive in the ring. */
+    room = buf_len(&c->in) ? buf_reserve(&c->in, &c->w->pool, 4096, head_limit(c)) : BUF_BLOCK;
     if (room == 0) {
         conn_close(c);
         return;

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "accesslog.h"
@@ -36,6 +37,18 @@ static void print_errors(const struct config_errors *errors)
         fprintf(stderr, "(%zu more errors not shown)\n", errors->count - shown);
 }
 
+/* Every client and upstream connection is a descriptor: take what the
+ * hard limit allows (nginx's worker_rlimit_nofile, done for you). */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
 static int run(const char *path, struct config *cfg)
 {
     struct worker *workers = calloc(cfg->workers, sizeof(*workers));
@@ -45,6 +58,7 @@ static int run(const char *path, struct config *cfg)
     struct timespec tick = {.tv_sec = 1};
     int sig, status = 0;
 
+    raise_fd_limit();
     if (!workers || worker_probe_kernel(err, sizeof(err)) < 0) {
         log_error("cannot start: %s", workers ? err : "out of memory");
         free(workers);

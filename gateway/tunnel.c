@@ -75,6 +75,7 @@ void tunnel_start(struct conn *c)
     c->listener = NULL;
     c->keep_alive = false;
     arm_idle(c);
+    buf_free(&c->up->out, &w->pool); /* the request head, kept for retries */
     /* The 101 head goes first, with whatever the origin sent after it. */
     outmsg_reset(&c->om);
     outmsg_add(&c->om, buf_head(&c->out), buf_len(&c->out));
@@ -105,6 +106,7 @@ void tunnel_on_upstream_sent(struct conn *c, int res)
     }
     counter_add(&c->w->metrics->tunnel_bytes[TUNNEL_UP], buf_len(&c->in));
     buf_consume(&c->in, buf_len(&c->in));
+    buf_release(&c->in, &c->w->pool); /* an idle tunnel holds no buffer */
     pump_up(c);
 }
 
@@ -122,9 +124,10 @@ void tunnel_on_upstream_data(struct conn *c, int res)
 
 void tunnel_on_client_sent(struct conn *c)
 {
-    buf_consume(&c->out, buf_len(&c->out));
+    buf_free(&c->out, &c->w->pool);
     counter_add(&c->w->metrics->tunnel_bytes[TUNNEL_DOWN], c->consume_after_send);
     buf_consume(&c->up->in, c->consume_after_send);
+    buf_release(&c->up->in, &c->w->pool);
     c->consume_after_send = 0;
     pump_down(c);
 }

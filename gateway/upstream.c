@@ -262,7 +262,7 @@ void upstream_arm_recv(struct upconn *up)
 
     if (up->recv_armed || up->closing || up->eof)
         return;
-    room = buf_reserve(&up->in, &up->w->pool, 4096, UP_HEAD_LIMIT);
+    room = buf_len(&up->in) ? buf_reserve(&up->in, &up->w->pool, 4096, UP_HEAD_LIMIT) : BUF_BLOCK;
     if (room == 0)
         return;
     sqe = worker_sqe(up->w);

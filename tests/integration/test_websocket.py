@@ -23,6 +23,7 @@ listeners:
 upstreams:
   - name: ws
     endpoints: ["127.0.0.1:{ws}"]
+    connect_timeout: 5s
     timeout: 5s
   - name: http
     endpoints: ["127.0.0.1:{http}"]
@@ -179,6 +180,7 @@ def test_tunnels_survive_reloads(wsgw):
     websocket: true
 """, "").replace("""  - name: ws
     endpoints: ["127.0.0.1:%d"]
+    connect_timeout: 5s
     timeout: 5s
 """ % wsgw.values["ws"], "")
     assert without_ws != original and "/ws/" not in without_ws
@@ -216,3 +218,48 @@ def test_tunnels_survive_reloads(wsgw):
             f.write(original)
         os.kill(wsgw.pid, signal.SIGHUP)
         time.sleep(0.5)
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+@pytest.mark.timeout(240)
+def test_many_idle_tunnels_memory(wsgw, ws_origin):
+    """Holds 10 000 idle tunnels open (RINGGATE_TUNNELS; fewer if the
+    descriptor limit cannot fit them: each costs ringgate two) and reports ringgate's memory per
+    tunnel; then checks that they all still carry a message."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    n = min(int(os.environ.get("RINGGATE_TUNNELS", "10000")), (hard - 1000) // 2)
+    if n < 1000:
+        pytest.skip("descriptor limit %d too low for a meaningful count" % hard)
+    before = rss_kib(wsgw.pid)
+
+    async def go():
+        conns = []
+        for start in range(0, n, 250):
+            batch = [websockets.connect(url(wsgw, "/ws/echo"), ping_interval=None,
+                                        close_timeout=1) for _ in range(min(250, n - start))]
+            conns += await asyncio.gather(*batch)
+        await asyncio.sleep(0.5)
+        during = rss_kib(wsgw.pid)
+        for ws in conns[:: max(1, n // 200)]:
+            await ws.send("still there")
+            assert await asyncio.wait_for(ws.recv(), 10) == "still there"
+        await asyncio.gather(*(ws.close() for ws in conns))
+        return during
+
+    during = run(go(), 200)
+    per_tunnel = (during - before) * 1024 / n
+    with open(os.path.join(os.path.dirname(wsgw.config_path), "tunnel-memory.txt"), "w") as f:
+        f.write("%d tunnels: ringgate RSS %d KiB -> %d KiB, %.0f bytes per tunnel\n"
+                % (n, before, during, per_tunnel))
+    print("\n%d idle tunnels: %.0f bytes of ringgate memory each" % (n, per_tunnel))
+    assert per_tunnel < 8192, "%.0f bytes per idle tunnel" % per_tunnel
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

@@ -27,7 +27,7 @@ async def handler(ws, path=None):
 
 async def main(port):
     async with websockets.serve(handler, "127.0.0.1", port, max_size=8 * 1024 * 1024,
-                                ping_interval=None, max_queue=None):
+                                ping_interval=None, max_queue=None, backlog=4096):
         print("READY %d" % port, flush=True)
         await asyncio.Future()
 
