@@ -671,9 +671,17 @@ static void parse_listen(struct loader *ld, const char *key, yaml_node_t *value,
     parse_address_at(ld, value, s, &l->addr);
 }
 
+static void set_max_tunnels(struct loader *ld, const char *key, yaml_node_t *value, void *field)
+{
+    uint64_t n;
+
+    if (expect_uint(ld, key, value, 1u << 30, &n)) *(unsigned *)field = (unsigned)n;
+}
+
 static const struct key_rule listener_rules[] = {
     KEY("name", set_name, struct listener_conf, name),
     WHOLE_REQUIRED("listen", parse_listen),
+    KEY("max_tunnels", set_max_tunnels, struct listener_conf, max_tunnels),
     RESERVED("tls"),
     END_RULES,
 };

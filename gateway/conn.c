@@ -186,6 +186,7 @@ static void conn_free(struct conn *c)
     if (c->in_exchange && (c->status == 0 || !c->resp_body.done))
         c->status = 499; /* closed before the answer was complete (nginx's code) */
     conn_exchange_account(c);
+    tunnel_unreserve(c);
     if (c->state == CS_TUNNEL)
         metrics_tunnel_closed(w->metrics, c->listener_id);
     metrics_conn_closed(w->metrics, c->listener_id);
@@ -309,6 +310,8 @@ static void exchange_reset(struct conn *c)
     c->attempts = 0;
     c->req_sent = c->resp_head = c->resp_started = c->up_reusable = false;
     c->expect_continue = false;
+    if (c->state != CS_TUNNEL)
+        tunnel_unreserve(c); /* the handshake was refused */
     c->upgrade = false;
     memset(&c->req_body, 0, sizeof(c->req_body));
     c->req_body.done = true;
@@ -601,6 +604,10 @@ static void route_request(struct conn *c, const struct http_request *req)
 {
     const struct limits_conf *lim = &c->w->cfg->limits;
 
+    if (req->method_id == HTTP_CONNECT) {
+        conn_respond_error(c, 405, "CONNECT is not enabled on this gateway");
+        return;
+    }
     if (req->body == HTTP_BODY_LENGTH && req->content_length > lim->max_body_bytes) {
         conn_respond_error(c, 413, "request body is larger than limits.max_body_bytes");
         return;
@@ -618,6 +625,11 @@ static void route_request(struct conn *c, const struct http_request *req)
                                     status == 426 ? "unsupported WebSocket version"
                                                   : "invalid WebSocket handshake",
                                     status == 426 ? "Sec-WebSocket-Version: 13\r\n" : NULL);
+            return;
+        }
+        if (!tunnel_reserve(c)) {
+            conn_respond_error_with(c, 503, "too many WebSocket tunnels on this listener",
+                                    "Retry-After: 1\r\n");
             return;
         }
         c->upgrade = true;

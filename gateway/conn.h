@@ -79,7 +79,8 @@ struct conn {
     int minor_version;
     bool keep_alive;
     bool expect_continue;
-    bool upgrade; /* a WebSocket handshake forwarded on a websocket route */
+    bool upgrade;     /* a WebSocket handshake forwarded on a websocket route */
+    bool tunnel_slot; /* holds one of the listener's max_tunnels */
     char request_id[40];
     uint64_t started;    /* ms, for timeouts */
     uint64_t started_us; /* for metrics and the access log */
@@ -167,6 +168,10 @@ void body_relay_take(struct body_relay *r, struct buf *src, bool eof, struct out
                      size_t *consume, int *error);
 
 /* tunnel.c */
+/* Reserves a tunnel slot on the listener (false when at max_tunnels); the
+ * slot is given back when the tunnel ends, or by tunnel_unreserve. */
+bool tunnel_reserve(struct conn *c);
+void tunnel_unreserve(struct conn *c);
 void tunnel_start(struct conn *c);
 void tunnel_on_client_data(struct conn *c, int res);
 void tunnel_on_client_sent(struct conn *c);

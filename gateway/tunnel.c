@@ -6,10 +6,35 @@
  * A tunnel holds nothing of the configuration: route and snapshot are let
  * go when it starts, so reloads never touch it. */
 #include <errno.h>
+#include <stdatomic.h>
 #include <sys/socket.h>
 
 #include "conn.h"
 #include "log.h"
+
+/* Tunnels open per listener (by metrics id), across workers. Taken once
+ * per handshake, not per request. */
+static atomic_uint open_tunnels[METRICS_MAX_LISTENERS];
+
+bool tunnel_reserve(struct conn *c)
+{
+    unsigned cap = c->listener->max_tunnels;
+    atomic_uint *count = &open_tunnels[c->listener_id];
+
+    if (atomic_fetch_add(count, 1) >= cap && cap) {
+        atomic_fetch_sub(count, 1);
+        return false;
+    }
+    c->tunnel_slot = true;
+    return true;
+}
+
+void tunnel_unreserve(struct conn *c)
+{
+    if (c->tunnel_slot)
+        atomic_fetch_sub(&open_tunnels[c->listener_id], 1);
+    c->tunnel_slot = false;
+}
 
 static void arm_idle(struct conn *c)
 {

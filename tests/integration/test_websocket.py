@@ -237,7 +237,7 @@ def test_many_idle_tunnels_memory(wsgw, ws_origin):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     n = min(int(os.environ.get("RINGGATE_TUNNELS", "10000")), (hard - 1000) // 2)
-    if n < 1000:
+    if n < 100:
         pytest.skip("descriptor limit %d too low for a meaningful count" % hard)
     before = rss_kib(wsgw.pid)
 
@@ -263,3 +263,48 @@ def test_many_idle_tunnels_memory(wsgw, ws_origin):
     print("\n%d idle tunnels: %.0f bytes of ringgate memory each" % (n, per_tunnel))
     assert per_tunnel < 8192, "%.0f bytes per idle tunnel" % per_tunnel
     resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+CAPPED = """\
+workers: 2
+access_log: "off"
+listeners:
+  - name: capped
+    listen: "127.0.0.1:{port}"
+    max_tunnels: 2
+upstreams:
+  - name: ws
+    endpoints: ["127.0.0.1:{ws}"]
+routes:
+  - match: {{prefix: /ws/}}
+    upstream: ws
+    websocket: true
+"""
+
+
+def test_max_tunnels_per_listener(gateway_factory, ws_origin):
+    g = gateway_factory("capped", CAPPED, ws=ws_origin.port)
+
+    async def go():
+        a = await websockets.connect(url(g, "/ws/echo"), ping_interval=None)
+        b = await websockets.connect(url(g, "/ws/echo"), ping_interval=None)
+        with pytest.raises(websockets.InvalidStatusCode) as refused:
+            await websockets.connect(url(g, "/ws/echo"), ping_interval=None)
+        assert refused.value.status_code == 503
+        await a.close()
+        await asyncio.sleep(0.3)  # the slot comes back when the tunnel ends
+        c = await websockets.connect(url(g, "/ws/echo"), ping_interval=None)
+        await c.send("third")
+        assert await c.recv() == "third"
+        await b.close()
+        await c.close()
+    run(go())
+
+
+def test_connect_method_refused(wsgw, origin):
+    origin.reset_log()
+    with wsgw.conn(timeout=5) as c:
+        c.send(b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n")
+        resp = c.read_response(method="CONNECT")
+    assert resp.status == 405
+    assert not any("CONNECT" in line for line in origin.log())
