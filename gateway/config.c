@@ -751,7 +751,9 @@ static void parse_balance(struct loader *ld, const char *key, yaml_node_t *value
     if (!s) return;
     if (strcmp(s, "round_robin") == 0)
         *balance = BALANCE_ROUND_ROBIN;
-    else if (strcmp(s, "least_request") == 0 || strcmp(s, "hash") == 0)
+    else if (strcmp(s, "least_request") == 0)
+        *balance = BALANCE_LEAST_REQUEST;
+    else if (strcmp(s, "hash") == 0)
         report(ld, value, "balance '%s' is not supported by this build yet", s);
     else
         report(ld, value, "unknown balance '%.80s' (expected round_robin, least_request or hash)",
@@ -766,6 +768,109 @@ static void parse_keepalive(struct loader *ld, const char *key, yaml_node_t *val
     if (expect_uint(ld, key, value, MAX_KEEPALIVE, &n)) *keepalive = (unsigned)n;
 }
 
+static void set_count(struct loader *ld, const char *key, yaml_node_t *value, void *field)
+{
+    uint64_t n;
+
+    if (expect_uint(ld, key, value, 1u << 30, &n)) *(unsigned *)field = (unsigned)n;
+}
+
+static void set_positive_count(struct loader *ld, const char *key, yaml_node_t *value,
+                               void *field)
+{
+    uint64_t n;
+
+    if (!expect_uint(ld, key, value, 1u << 30, &n)) return;
+    if (n == 0)
+        report(ld, value, "'%s' must be at least 1", key);
+    else
+        *(unsigned *)field = (unsigned)n;
+}
+
+static const struct key_rule circuit_rules[] = {
+    KEY("failures", set_count, struct circuit_conf, failures),
+    KEY("open_for", set_timeout, struct circuit_conf, open_for),
+    KEY("half_open_requests", set_positive_count, struct circuit_conf, half_open_requests),
+    KEY("max_connections", set_count, struct circuit_conf, max_connections),
+    KEY("max_pending", set_count, struct circuit_conf, max_pending),
+    END_RULES,
+};
+
+static void parse_circuit(struct loader *ld, const char *key, yaml_node_t *value, void *field)
+{
+    parse_section(ld, key, value, "circuit_breaker", circuit_rules, field);
+}
+
+static void parse_retry_on(struct loader *ld, const char *key, yaml_node_t *value, void *field)
+{
+    static const struct {
+        const char *name;
+        unsigned bit;
+    } reasons[] = {
+        {"connect_failure", RETRY_CONNECT_FAILURE}, {"refused_stream", RETRY_REFUSED_STREAM},
+        {"timeout", RETRY_TIMEOUT}, {"502", RETRY_502}, {"503", RETRY_503}, {"504", RETRY_504},
+    };
+    unsigned *on = field;
+
+    if (!expect_kind(ld, key, value, YAML_SEQUENCE_NODE)) return;
+    *on = 0;
+    for (size_t i = 0; i < items_count(value); i++) {
+        yaml_node_t *item = item_at(ld, value, i);
+        const char *s = expect_string(ld, key, item);
+        size_t r = 0;
+
+        if (!s) continue;
+        while (r < sizeof(reasons) / sizeof(reasons[0]) && strcmp(reasons[r].name, s) != 0)
+            r++;
+        if (r == sizeof(reasons) / sizeof(reasons[0]))
+            report(ld, item, "unknown retry condition '%.80s' (expected connect_failure, "
+                             "refused_stream, timeout, 502, 503 or 504)", s);
+        else
+            *on |= reasons[r].bit;
+    }
+}
+
+static const struct key_rule retry_rules[] = {
+    KEY("attempts", set_count, struct retry_conf, attempts),
+    KEY("on", parse_retry_on, struct retry_conf, on),
+    END_RULES,
+};
+
+static void parse_retries(struct loader *ld, const char *key, yaml_node_t *value, void *field)
+{
+    parse_section(ld, key, value, "retries", retry_rules, field);
+}
+
+static void set_health_path(struct loader *ld, const char *key, yaml_node_t *value, void *field)
+{
+    const char *s = expect_string(ld, key, value);
+    char **path = field;
+
+    if (!s) return;
+    if (s[0] != '/' || strpbrk(s, " \r\n\t")) {
+        report(ld, value, "'%s' must be a path starting with '/', without spaces", key);
+        return;
+    }
+    free(*path);
+    *path = copy_string(ld, value, s);
+}
+
+static const struct key_rule health_rules[] = {
+    KEY("path", set_health_path, struct health_conf, path),
+    KEY("interval", set_timeout, struct health_conf, interval),
+    KEY("timeout", set_timeout, struct health_conf, timeout),
+    KEY("healthy", set_positive_count, struct health_conf, healthy),
+    KEY("unhealthy", set_positive_count, struct health_conf, unhealthy),
+    END_RULES,
+};
+
+static void parse_health(struct loader *ld, const char *key, yaml_node_t *value, void *field)
+{
+    struct health_conf *h = field;
+
+    if (parse_section(ld, key, value, "health_check", health_rules, field)) h->enabled = true;
+}
+
 static const struct key_rule upstream_rules[] = {
     REQUIRED("name", set_name, struct upstream_conf, name),
     WHOLE_REQUIRED("endpoints", parse_endpoints),
@@ -773,9 +878,9 @@ static const struct key_rule upstream_rules[] = {
     KEY("connect_timeout", set_timeout, struct upstream_conf, connect_timeout),
     KEY("timeout", set_timeout, struct upstream_conf, timeout),
     KEY("keepalive", parse_keepalive, struct upstream_conf, keepalive),
-    RESERVED("health_check"),
-    RESERVED("circuit_breaker"),
-    RESERVED("retries"),
+    KEY("health_check", parse_health, struct upstream_conf, health),
+    KEY("circuit_breaker", parse_circuit, struct upstream_conf, circuit),
+    KEY("retries", parse_retries, struct upstream_conf, retries),
     END_RULES,
 };
 
@@ -786,6 +891,12 @@ static void set_upstream_defaults(struct upstream_conf *u, size_t index)
     u->timeout = 30 * 1000;
     u->keepalive = 64;
     u->index = (unsigned)index;
+    u->retries = (struct retry_conf){.attempts = 1, .on = RETRY_CONNECT_FAILURE};
+    u->circuit = (struct circuit_conf){.failures = 5, .open_for = 10 * 1000,
+                                       .half_open_requests = 1, .max_connections = 1024,
+                                       .max_pending = 256};
+    u->health = (struct health_conf){.interval = 2000, .timeout = 1000, .healthy = 2,
+                                     .unhealthy = 3};
 }
 
 static void parse_upstreams(struct loader *ld, const char *key, yaml_node_t *value, void *field)
@@ -799,6 +910,8 @@ static void parse_upstreams(struct loader *ld, const char *key, yaml_node_t *val
         snprintf(name, sizeof name, "%s[%zu]", key, i);
         parse_section(ld, name, item_at(ld, value, i), "upstream", upstream_rules,
                       &cfg->upstreams[i]);
+        if (cfg->upstreams[i].health.enabled && !cfg->upstreams[i].health.path)
+            cfg->upstreams[i].health.path = copy_string(ld, value, "/healthz");
     }
     check_unique_names(ld, value, "upstream", cfg->upstreams, sizeof *cfg->upstreams,
                        offsetof(struct upstream_conf, name), cfg->n_upstreams);
@@ -1232,6 +1345,7 @@ void config_free(struct config *cfg)
             free(u->endpoints[j].text);
         free(u->endpoints);
         free(u->name);
+        free(u->health.path);
     }
     for (size_t i = 0; i < cfg->n_routes; i++) {
         struct route_conf *r = &cfg->routes[i];

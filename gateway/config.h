@@ -47,6 +47,36 @@ struct endpoint_conf {
 
 enum balance { BALANCE_ROUND_ROBIN, BALANCE_LEAST_REQUEST, BALANCE_HASH };
 
+/* What a retry is allowed on (retries.on). */
+#define RETRY_CONNECT_FAILURE (1u << 0)
+#define RETRY_REFUSED_STREAM (1u << 1)
+#define RETRY_TIMEOUT (1u << 2)
+#define RETRY_502 (1u << 3)
+#define RETRY_503 (1u << 4)
+#define RETRY_504 (1u << 5)
+
+struct retry_conf {
+    unsigned attempts; /* extra tries after the first, default 1 */
+    unsigned on;       /* RETRY_* bits, default connect_failure */
+};
+
+struct circuit_conf {
+    unsigned failures;           /* consecutive, default 5; 0: never opens */
+    uint64_t open_for;           /* ms, default 10s */
+    unsigned half_open_requests; /* default 1 */
+    unsigned max_connections;    /* per upstream, all workers, default 1024; 0: no cap */
+    unsigned max_pending;        /* connections being opened, default 256; 0: no cap */
+};
+
+struct health_conf {
+    bool enabled;
+    char *path;         /* default "/healthz" */
+    uint64_t interval;  /* ms, default 2s */
+    uint64_t timeout;   /* ms, default 1s */
+    unsigned healthy;   /* successes in a row that mark an endpoint up, default 2 */
+    unsigned unhealthy; /* failures in a row that mark it down, default 3 */
+};
+
 struct upstream_conf {
     char *name;
     struct endpoint_conf *endpoints;
@@ -55,6 +85,9 @@ struct upstream_conf {
     uint64_t connect_timeout; /* ms, default 1s */
     uint64_t timeout;         /* ms to the first response byte, default 30s */
     unsigned keepalive;       /* idle pooled connections per endpoint per worker, default 64 */
+    struct retry_conf retries;
+    struct circuit_conf circuit;
+    struct health_conf health;
     unsigned index;           /* position in config.upstreams */
     unsigned metrics_id;
 };

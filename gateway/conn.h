@@ -128,6 +128,8 @@ struct upconn {
     bool reused;
     bool recv_armed;
     bool eof;
+    bool connecting; /* counted in the upstream's pending connects */
+    bool reported;   /* this request's outcome went to the breaker */
     struct buf in;
     struct buf out;
     struct outmsg om;
@@ -183,7 +185,22 @@ void upstreams_init(struct worker *w);
 void upstreams_destroy(struct worker *w);
 /* A reload: carry over the states of unchanged upstreams, retire the rest. */
 int upstreams_switch(struct worker *w, const struct config *next);
-struct upconn *upstream_acquire(struct worker *w, const struct upstream_conf *u);
+enum acquire_error {
+    ACQUIRE_FAILED,      /* no socket or memory: 502 */
+    ACQUIRE_NO_ENDPOINT, /* every endpoint down or its circuit open: 503 */
+    ACQUIRE_LIMIT,       /* max_connections or max_pending reached: 503 */
+};
+
+/* A connection for a request to u: a pooled one, or a new one being
+ * connected. avoid: an endpoint not to use (the one that just failed), or
+ * -1. first_attempt: a new request, which adds to the retry budget. NULL
+ * with *why when none can be had. */
+struct upconn *upstream_acquire(struct worker *w, const struct upstream_conf *u, int avoid,
+                                bool first_attempt, enum acquire_error *why);
+/* The request's outcome, for the endpoint's circuit breaker (once). */
+void upstream_report(struct upconn *up, bool success);
+/* Takes a token from the upstream's retry budget; false when it is spent. */
+bool upstream_retry_allowed(struct upconn *up);
 void upstream_release(struct upconn *up, bool reusable);
 void upstream_send(struct upconn *up);
 void upstream_arm_recv(struct upconn *up);

@@ -11,6 +11,7 @@
 #include "accesslog.h"
 #include "admin.h"
 #include "config.h"
+#include "health.h"
 #include "log.h"
 #include "metrics.h"
 #include "reload.h"
@@ -92,6 +93,10 @@ static int run(const char *path, struct config *cfg)
             break;
         }
     }
+    if (status == 0 && (health_configure(cfg) < 0 || health_start() < 0)) {
+        log_error("cannot start: the health check thread");
+        status = 1;
+    }
     if (status == 0 && cfg->has_admin &&
         admin_start(&cfg->admin, workers, started, err, sizeof(err)) < 0) {
         log_error("cannot start: %s", err);
@@ -119,6 +124,7 @@ static int run(const char *path, struct config *cfg)
     for (unsigned i = 0; i < started; i++)
         worker_join(&workers[i]);
     admin_stop();
+    health_stop();
     reload_free_all(workers, started);
     for (unsigned i = 0; i < started; i++)
         worker_destroy(&workers[i]);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "endpoint.h"
 #include "version.h"
 
 counter_t metrics_reloads_ok, metrics_reloads_failed;
@@ -316,6 +317,23 @@ static void render_upstreams(struct out *o, struct worker_metrics *const *w, siz
                  ulen, endpoint_ids.names[e], endpoint, outcome_names[k],
                  (unsigned long long)sum);
         }
+    }
+    emit(o, "# HELP ringgate_circuit_breaker_state Circuit breaker per endpoint: 0 closed, "
+            "1 half-open, 2 open.\n# TYPE ringgate_circuit_breaker_state gauge\n");
+    for (unsigned e = 0; e < endpoint_ids.count; e++) {
+        const char *space = strchr(endpoint_ids.names[e], ' ');
+        emit(o, "ringgate_circuit_breaker_state{upstream=\"%.*s\",endpoint=\"%s\"} %d\n",
+             space ? (int)(space - endpoint_ids.names[e]) : 0, endpoint_ids.names[e],
+             space ? space + 1 : endpoint_ids.names[e],
+             (int)breaker_state(endpoint_breaker(e)));
+    }
+    emit(o, "# HELP ringgate_endpoint_healthy Active health check verdict per endpoint.\n"
+            "# TYPE ringgate_endpoint_healthy gauge\n");
+    for (unsigned e = 0; e < endpoint_ids.count; e++) {
+        const char *space = strchr(endpoint_ids.names[e], ' ');
+        emit(o, "ringgate_endpoint_healthy{upstream=\"%.*s\",endpoint=\"%s\"} %d\n",
+             space ? (int)(space - endpoint_ids.names[e]) : 0, endpoint_ids.names[e],
+             space ? space + 1 : endpoint_ids.names[e], endpoint_healthy(e) ? 1 : 0);
     }
     emit(o, "# HELP ringgate_upstream_duration_seconds Time from sending a request upstream "
             "to its response head.\n# TYPE ringgate_upstream_duration_seconds histogram\n");

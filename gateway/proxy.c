@@ -195,19 +195,6 @@ static void fail(struct conn *c, int status, const char *message)
     conn_respond_error(c, status, message);
 }
 
-/* The origin failed this attempt: counted, logged, answered. */
-static void upstream_fail(struct conn *c, enum upstream_outcome outcome, int status,
-                          const char *message)
-{
-    if (c->up) {
-        metrics_upstream(c->w->metrics, c->route->upstream, c->up->ep, outcome,
-                         clock_us() - c->up_started_us);
-        log_warn("upstream %s (%s): %s", c->route->upstream->name,
-                 upstream_endpoint_name(c->up), message);
-    }
-    fail(c, status, message);
-}
-
 static void arm_timeout(struct conn *c, uint64_t ms)
 {
     timer_arm(&c->w->timers, &c->timer, c->w->now + ms);
@@ -254,52 +241,139 @@ static void send_request_part(struct conn *c)
     upstream_send(up);
 }
 
-static bool retryable(const struct conn *c)
+/* ---- choosing, retrying, failing ---- */
+
+static void attach(struct conn *c, struct upconn *up)
+{
+    up->client = c;
+    c->up = up;
+    c->log_upstream = upstream_endpoint_name(up);
+    c->up_started_us = clock_us();
+}
+
+static void answer_unavailable(struct conn *c, enum acquire_error why)
+{
+    char retry_after[48];
+    unsigned seconds = (unsigned)((c->route->upstream->circuit.open_for + 999) / 1000);
+
+    if (why == ACQUIRE_FAILED) {
+        fail(c, 502, "cannot open a connection to the upstream");
+        return;
+    }
+    snprintf(retry_after, sizeof(retry_after), "Retry-After: %u\r\n",
+             why == ACQUIRE_LIMIT || seconds == 0 ? 1 : seconds);
+    detach_upstream(c, false);
+    conn_respond_error_with(c, 503,
+                            why == ACQUIRE_LIMIT ? "upstream connection limit reached"
+                                                 : "no available upstream endpoint (circuit "
+                                                   "open or health checks failing)",
+                            retry_after);
+}
+
+static bool idempotent(enum http_method m)
+{
+    return m == HTTP_GET || m == HTTP_HEAD || m == HTTP_PUT || m == HTTP_DELETE ||
+           m == HTTP_OPTIONS || m == HTTP_TRACE;
+}
+
+/* Sends the request again on another connection (another endpoint unless
+ * avoid is -1), moving the request head over. */
+static void resend(struct conn *c, int avoid)
+{
+    struct upconn *old = c->up, *up;
+    enum acquire_error why;
+
+    up = upstream_acquire(c->w, c->route->upstream, avoid, false, &why);
+    if (!up) {
+        answer_unavailable(c, why);
+        return;
+    }
+    up->out = old->out; /* the request head, kept for this */
+    up->out.start = 0;
+    memset(&old->out, 0, sizeof(old->out));
+    detach_upstream(c, false);
+    attach(c, up);
+    c->req_sent = false;
+    c->resp_head = false;
+    buf_free(&c->out, &c->w->pool); /* 1xx heads of the failed attempt */
+    c->attempts++;
+    arm_timeout(c, c->route->upstream->connect_timeout + c->route->upstream->timeout);
+    if (up->connected)
+        send_request_part(c);
+}
+
+/* A pooled connection the origin had closed: the request did not reach
+ * it. Sent again on a fresh connection, outside the retry budget (the
+ * origin never saw it). */
+static bool stale_connection(const struct conn *c)
 {
     return c->up->reused && c->req_body.in == HTTP_BODY_NONE && !c->resp_head &&
            buf_len(&c->up->in) == 0;
 }
 
-static void retry_on_new_connection(struct conn *c)
+static unsigned retry_condition(const struct conn *c, enum upstream_outcome outcome, int status)
 {
-    struct upconn *old = c->up, *up;
+    switch (outcome) {
+    case OUTCOME_CONNECT_FAILURE:
+        return RETRY_CONNECT_FAILURE;
+    case OUTCOME_TIMEOUT:
+        return c->up->connected ? RETRY_TIMEOUT : RETRY_CONNECT_FAILURE;
+    case OUTCOME_HTTP_5XX:
+        return status == 502 ? RETRY_502 : status == 503 ? RETRY_503 : status == 504 ? RETRY_504 : 0;
+    default:
+        return RETRY_502; /* reset or garbage: what the client would see as 502 */
+    }
+}
 
-    metrics_upstream(c->w->metrics, c->route->upstream, old->ep, OUTCOME_RESET,
+/* May this failed attempt be tried again elsewhere? Only requests that can
+ * be replayed whole: never reached the origin (connect failure), or
+ * idempotent without a body; never once the answer has started. */
+static bool may_retry(struct conn *c, enum upstream_outcome outcome, int status)
+{
+    const struct upstream_conf *u = c->route->upstream;
+    bool reached = c->up->connected;
+
+    if (c->resp_started || c->attempts >= u->retries.attempts)
+        return false;
+    if (!(u->retries.on & retry_condition(c, outcome, status)))
+        return false;
+    if (reached && (!idempotent(c->method) || c->req_body.in != HTTP_BODY_NONE))
+        return false;
+    return upstream_retry_allowed(c->up);
+}
+
+/* The origin failed this attempt: counted, reported to the breaker,
+ * logged; then tried again elsewhere when allowed, else answered. */
+static void upstream_fail(struct conn *c, enum upstream_outcome outcome, int status,
+                          const char *message)
+{
+    struct upconn *up = c->up;
+
+    metrics_upstream(c->w->metrics, c->route->upstream, up->ep, outcome,
                      clock_us() - c->up_started_us);
-    up = upstream_acquire(c->w, c->route->upstream);
-    if (!up) {
-        fail(c, 502, "cannot open a connection to the upstream");
+    upstream_report(up, false);
+    log_warn("upstream %s (%s): %s", c->route->upstream->name, upstream_endpoint_name(up),
+             message);
+    if (may_retry(c, outcome, status)) {
+        resend(c, (int)up->ep);
         return;
     }
-    up->client = c;
-    c->log_upstream = upstream_endpoint_name(up);
-    c->up_started_us = clock_us();
-    up->out = old->out; /* the request head, kept for this */
-    up->out.start = 0;
-    memset(&old->out, 0, sizeof(old->out));
-    detach_upstream(c, false);
-    c->up = up;
-    c->req_sent = false;
-    c->attempts++;
-    if (up->connected)
-        send_request_part(c);
+    fail(c, status, message);
 }
 
 void proxy_start(struct conn *c, const struct http_request *req)
 {
     const struct upstream_conf *u = c->route->upstream;
+    enum acquire_error why;
     struct upconn *up;
 
     c->state = CS_PROXY;
-    up = upstream_acquire(c->w, u);
+    up = upstream_acquire(c->w, u, -1, true, &why);
     if (!up) {
-        fail(c, 502, "cannot open a connection to the upstream");
+        answer_unavailable(c, why);
         return;
     }
-    up->client = c;
-    c->up = up;
-    c->log_upstream = upstream_endpoint_name(up);
-    c->up_started_us = clock_us();
+    attach(c, up);
     if (!build_request_head(c, req, &up->out)) {
         c->keep_alive = false;
         fail(c, 431, "request head too large to forward");
@@ -343,8 +417,8 @@ void proxy_on_upstream_sent(struct conn *c, int res)
             c->req_body.done = true;
             c->keep_alive = false;
             process_response(c);
-        } else if (retryable(c)) {
-            retry_on_new_connection(c);
+        } else if (stale_connection(c)) {
+            resend(c, -1);
         } else {
             upstream_fail(c, OUTCOME_RESET, 502,
                           "upstream connection lost while sending the request");
@@ -464,6 +538,7 @@ static bool switch_protocols(struct conn *c, const struct http_response *resp, s
     }
     c->status = 101;
     c->resp_head = true;
+    upstream_report(c->up, true);
     c->upstream_us = clock_us() - c->up_started_us;
     metrics_upstream(c->w->metrics, c->route->upstream, c->up->ep, OUTCOME_SUCCESS,
                      c->upstream_us);
@@ -489,8 +564,8 @@ static bool take_response_head(struct conn *c)
         int n = http1_parse_response(buf_head(&up->in), buf_len(&up->in), c->method, &resp, &err);
 
         if (n == HTTP_INCOMPLETE) {
-            if (up->eof && buf_len(&up->in) == 0 && retryable(c))
-                retry_on_new_connection(c);
+            if (up->eof && buf_len(&up->in) == 0 && stale_connection(c))
+                resend(c, -1);
             else if (up->eof)
                 upstream_fail(c, OUTCOME_RESET, 502,
                               "upstream closed the connection before a complete response head");
@@ -506,12 +581,21 @@ static bool take_response_head(struct conn *c)
         }
         if (resp.status == 101)
             return switch_protocols(c, &resp, (size_t)n);
+        if (resp.status >= 500 && may_retry(c, OUTCOME_HTTP_5XX, resp.status)) {
+            /* Retried: this answer is dropped with its connection. */
+            metrics_upstream(c->w->metrics, c->route->upstream, up->ep, OUTCOME_HTTP_5XX,
+                             clock_us() - c->up_started_us);
+            upstream_report(up, false);
+            resend(c, (int)up->ep);
+            return false;
+        }
         if (resp.status >= 200) {
             response_framing(c, &resp);
             c->upstream_us = clock_us() - c->up_started_us;
             metrics_upstream(c->w->metrics, c->route->upstream, up->ep,
                              resp.status >= 500 ? OUTCOME_HTTP_5XX : OUTCOME_SUCCESS,
                              c->upstream_us);
+            upstream_report(up, resp.status < 500);
         }
         if (!build_response_head(c, &resp)) {
             fail(c, 502, "upstream response head too large");

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "accesslog.h"
+#include "health.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -127,6 +128,8 @@ void reload_config(const char *path, struct config **current, struct worker *wor
                   strerror(errno));
     warn_restart_only(*current, next);
     metrics_register(next);
+    if (health_configure(next) < 0)
+        log_error("reload: out of memory for health checks (kept the previous targets)");
     atomic_store(&(*current)->retire_holds, (int)n_workers);
     retired[n_retired++] = *current;
     *current = next;

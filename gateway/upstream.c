@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "endpoint.h"
 #include "log.h"
 
 #define UP_HEAD_LIMIT (64 * 1024) /* largest response head we accept */
@@ -26,12 +27,18 @@ struct endpoint_pool {
  * connection is. */
 struct upstream_state {
     const struct upstream_conf *conf;
+    unsigned upstream_id; /* metrics id: outlives conf */
     unsigned next_endpoint;
     struct endpoint_pool *pools;
+    unsigned *inflight; /* per endpoint: requests of this worker (least_request) */
     size_t n_endpoints;
     size_t live; /* connections pointing here */
+    double retry_tokens;
     bool retired;
 };
+
+#define RETRY_TOKENS_MAX 10.0
+#define RETRY_TOKENS_PER_REQUEST 0.2 /* retries add at most 20 % to the load */
 
 static struct upstream_state *state_new(const struct upstream_conf *u)
 {
@@ -40,13 +47,25 @@ static struct upstream_state *state_new(const struct upstream_conf *u)
     if (!us)
         return NULL;
     us->pools = calloc(u->n_endpoints, sizeof(struct endpoint_pool));
-    if (!us->pools) {
+    us->inflight = calloc(u->n_endpoints, sizeof(unsigned));
+    if (!us->pools || !us->inflight) {
+        free(us->pools);
+        free(us->inflight);
         free(us);
         return NULL;
     }
     us->conf = u;
+    us->upstream_id = u->metrics_id;
     us->n_endpoints = u->n_endpoints;
+    us->retry_tokens = RETRY_TOKENS_MAX;
     return us;
+}
+
+static void state_free(struct upstream_state *us)
+{
+    free(us->pools);
+    free(us->inflight);
+    free(us);
 }
 
 static void upconn_free(struct upconn *up)
@@ -57,11 +76,12 @@ static void upconn_free(struct upconn *up)
     buf_free(&up->in, &up->w->pool);
     buf_free(&up->out, &up->w->pool);
     up->w->n_upconns--;
+    if (up->connecting)
+        upstream_connect_end(us->upstream_id);
+    upstream_connection_closed(us->upstream_id);
     free(up);
-    if (--us->live == 0 && us->retired) {
-        free(us->pools);
-        free(us);
-    }
+    if (--us->live == 0 && us->retired)
+        state_free(us);
 }
 
 /* Closes the idle pooled connections; the state itself goes with its last
@@ -82,10 +102,8 @@ static void state_retire(struct upstream_state *us)
                 shutdown(up->fd, SHUT_RDWR);
         }
     }
-    if (--us->live == 0) {
-        free(us->pools);
-        free(us);
-    }
+    if (--us->live == 0)
+        state_free(us);
 }
 
 void upstreams_init(struct worker *w)
@@ -212,19 +230,77 @@ static void connect_submit(struct upconn *up, const struct sockaddr_any *addr, u
     up->pending++;
 }
 
-struct upconn *upstream_acquire(struct worker *w, const struct upstream_conf *u)
+/* May a request go to endpoint ep now (health, breaker)? A half-open
+ * breaker counts the request as one of its probes. */
+static bool endpoint_usable(const struct upstream_state *us, unsigned ep, uint64_t now)
+{
+    const struct endpoint_conf *e = &us->conf->endpoints[ep];
+    struct breaker_params params = breaker_params_of(us->conf);
+
+    return endpoint_healthy(e->metrics_id) &&
+           breaker_allow(endpoint_breaker(e->metrics_id), &params, now);
+}
+
+static uint64_t next_random(struct worker *w)
+{
+    w->rng ^= w->rng >> 12;
+    w->rng ^= w->rng << 25;
+    w->rng ^= w->rng >> 27;
+    return w->rng * 0x2545F4914F6CDD1DULL;
+}
+
+/* The endpoint for the next request, or -1 when none may take it. avoid:
+ * the endpoint that just failed this request (-1: none); it is taken only
+ * when it is the only one. */
+static int choose_endpoint(struct worker *w, struct upstream_state *us, int avoid)
+{
+    unsigned n = (unsigned)us->n_endpoints;
+
+    if (us->conf->balance == BALANCE_LEAST_REQUEST && n > 1) {
+        /* Power of two choices: the less busy of two picked at random. */
+        unsigned a = (unsigned)(next_random(w) % n), b = (unsigned)(next_random(w) % (n - 1));
+        unsigned pick;
+
+        b = b >= a ? b + 1 : b;
+        pick = us->inflight[b] < us->inflight[a] ? b : a;
+        if ((int)pick == avoid)
+            pick = pick == a ? b : a;
+        if ((int)pick != avoid && endpoint_usable(us, pick, w->now))
+            return (int)pick;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        unsigned ep = us->next_endpoint++ % n;
+        if ((int)ep == avoid && n > 1)
+            continue;
+        if (endpoint_usable(us, ep, w->now))
+            return (int)ep;
+    }
+    return -1;
+}
+
+struct upconn *upstream_acquire(struct worker *w, const struct upstream_conf *u, int avoid,
+                                bool first_attempt, enum acquire_error *why)
 {
     struct upstream_state *us = state_of(w, u);
-    unsigned ep;
     struct endpoint_pool *pool;
     const struct sockaddr_any *addr;
     struct upconn *up;
-    int one = 1;
+    int ep, one = 1;
 
+    *why = ACQUIRE_FAILED;
     if (!us)
         return NULL;
     u = us->conf;
-    ep = us->next_endpoint++ % (unsigned)u->n_endpoints;
+    if (first_attempt) { /* each request earns a fraction of a retry */
+        us->retry_tokens += RETRY_TOKENS_PER_REQUEST;
+        if (us->retry_tokens > RETRY_TOKENS_MAX)
+            us->retry_tokens = RETRY_TOKENS_MAX;
+    }
+    ep = choose_endpoint(w, us, avoid);
+    if (ep < 0) {
+        *why = ACQUIRE_NO_ENDPOINT;
+        return NULL;
+    }
     pool = &us->pools[ep];
     addr = &u->endpoints[ep].addr;
     up = pool->idle;
@@ -233,26 +309,65 @@ struct upconn *upstream_acquire(struct worker *w, const struct upstream_conf *u)
         pool->n_idle--;
         up->next = NULL;
         up->reused = true;
+        us->inflight[ep]++;
         return up;
     }
-    up = aligned_alloc(16, sizeof(*up));
-    if (!up)
-        return NULL;
-    memset(up, 0, sizeof(*up));
-    up->w = w;
-    up->us = us;
-    up->ep = ep;
-    up->fd = socket(addr->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (up->fd < 0) {
-        log_warn("upstream %s: socket: %s", u->name, strerror(errno));
-        free(up);
+    if (!upstream_connect_begin(u)) {
+        *why = ACQUIRE_LIMIT;
         return NULL;
     }
+    up = aligned_alloc(16, sizeof(*up));
+    if (up) {
+        memset(up, 0, sizeof(*up));
+        up->fd = socket(addr->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    }
+    if (!up || up->fd < 0) {
+        log_warn("upstream %s: socket: %s", u->name, strerror(errno));
+        free(up);
+        upstream_connect_end(us->upstream_id);
+        upstream_connection_closed(us->upstream_id);
+        return NULL;
+    }
+    up->w = w;
+    up->us = us;
+    up->ep = (unsigned)ep;
+    up->connecting = true;
     setsockopt(up->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     us->live++;
+    us->inflight[ep]++;
     w->n_upconns++;
     connect_submit(up, addr, u->connect_timeout);
     return up;
+}
+
+bool upstream_retry_allowed(struct upconn *up)
+{
+    struct upstream_state *us = up->us;
+
+    if (us->retry_tokens < 1.0)
+        return false;
+    us->retry_tokens -= 1.0;
+    return true;
+}
+
+void upstream_report(struct upconn *up, bool success)
+{
+    struct upstream_state *us = up->us;
+    const struct upstream_conf *u = us->conf;
+    const struct endpoint_conf *e = &u->endpoints[up->ep];
+    struct breaker *b = endpoint_breaker(e->metrics_id);
+    struct breaker_params params = breaker_params_of(u);
+    int changed;
+
+    if (up->reported)
+        return;
+    up->reported = true;
+    changed = success ? breaker_success(b) : breaker_failure(b, &params, up->w->now);
+    if (changed == BREAKER_OPEN)
+        log_warn("upstream %s: endpoint %s: circuit open for %llu ms", u->name, e->text,
+                 (unsigned long long)u->circuit.open_for);
+    else if (changed == BREAKER_CLOSED)
+        log_info("upstream %s: endpoint %s: circuit closed", u->name, e->text);
 }
 
 void upstream_arm_recv(struct upconn *up)
@@ -278,7 +393,10 @@ void upstream_release(struct upconn *up, bool reusable)
 {
     struct endpoint_pool *pool = &up->us->pools[up->ep];
 
+    if (up->client && up->us->inflight[up->ep])
+        up->us->inflight[up->ep]--;
     up->client = NULL;
+    up->reported = false;
     if (!reusable || up->eof || buf_len(&up->in) || up->w->draining || up->us->retired ||
         pool->n_idle >= up->us->conf->keepalive) {
         upconn_close(up);
@@ -347,6 +465,10 @@ void upstream_on_cqe(struct upconn *up, enum op op, struct io_uring_cqe *cqe)
 {
     switch (op) {
     case OP_UP_CONNECT:
+        if (up->connecting) {
+            up->connecting = false;
+            upstream_connect_end(up->us->upstream_id);
+        }
         if (!up->closing && up->client) {
             int res = cqe->res == -ECANCELED ? -ETIMEDOUT : cqe->res;
             up->connected = res == 0;

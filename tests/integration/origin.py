@@ -263,6 +263,7 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json(200, {"slept_ms": ms})
         elif name == "status":
             code = int(q.get("code", "200"))
+            time.sleep(int(q.get("sleep_ms", "0")) / 1000.0)
             if code in (204, 304):
                 self.start(code)
             else:

@@ -25,6 +25,7 @@ upstreams:
     endpoints: ["127.0.0.1:{ws}"]
     connect_timeout: 5s
     timeout: 5s
+    circuit_breaker: {{max_connections: 30000, max_pending: 1000}}
   - name: http
     endpoints: ["127.0.0.1:{http}"]
     timeout: 5s
@@ -182,6 +183,7 @@ def test_tunnels_survive_reloads(wsgw):
     endpoints: ["127.0.0.1:%d"]
     connect_timeout: 5s
     timeout: 5s
+    circuit_breaker: {max_connections: 30000, max_pending: 1000}
 """ % wsgw.values["ws"], "")
     assert without_ws != original and "/ws/" not in without_ws
     variants = [original.replace("timeout: 5s", "timeout: %ds" % (6 + i)) for i in range(4)]

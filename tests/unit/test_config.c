@@ -318,19 +318,64 @@ static void test_reserved_keys(void)
              "upstreams:\n"
              "  - name: a\n"
              "    endpoints: [127.0.0.1:1]\n"
-             "    balance: least_request\n"
-             "    health_check: {path: /}\n"
-             "    circuit_breaker: {failures: 5}\n"
-             "    retries: {attempts: 1}\n");
-    CHECK_INT(errors.count, 5);
+             "    balance: hash\n");
+    CHECK_INT(errors.count, 2);
     CHECK_ERROR(0, "t.yaml:3:5: 'tls' is not supported by this build yet");
-    CHECK_ERROR(1, "t.yaml:7:14: balance 'least_request' is not supported by this build yet");
-    CHECK_ERROR(2, "t.yaml:8:5: 'health_check' is not supported by this build yet");
-    CHECK_ERROR(3, "t.yaml:9:5: 'circuit_breaker' is not supported by this build yet");
-    CHECK_ERROR(4, "t.yaml:10:5: 'retries' is not supported by this build yet");
+    CHECK_ERROR(1, "t.yaml:7:14: balance 'hash' is not supported by this build yet");
 
     load_bad(LISTENER "upstreams: [{name: a, endpoints: [127.0.0.1:1], balance: random}]\n");
     CHECK_ERROR(0, "t.yaml:2:58: unknown balance 'random'");
+}
+
+static void test_resilience_sections(void)
+{
+    struct config *cfg;
+
+    cfg = load(LISTENER "upstreams:\n"
+                        "  - name: a\n"
+                           "    endpoints: [127.0.0.1:1]\n"
+                           "    balance: least_request\n"
+                           "    health_check: {interval: 500ms, unhealthy: 2}\n"
+                           "    circuit_breaker: {failures: 3, open_for: 2s, max_pending: 0}\n"
+                           "    retries: {attempts: 2, on: [connect_failure, 503]}\n"
+                           "  - name: b\n"
+                           "    endpoints: [127.0.0.1:2]\n");
+    CHECK(cfg != NULL);
+    if (!cfg)
+        return;
+    CHECK_INT(cfg->upstreams[0].balance, BALANCE_LEAST_REQUEST);
+    CHECK(cfg->upstreams[0].health.enabled);
+    CHECK_STR(cfg->upstreams[0].health.path, "/healthz");
+    CHECK_INT(cfg->upstreams[0].health.interval, 500);
+    CHECK_INT(cfg->upstreams[0].health.timeout, 1000);
+    CHECK_INT(cfg->upstreams[0].health.healthy, 2);
+    CHECK_INT(cfg->upstreams[0].health.unhealthy, 2);
+    CHECK_INT(cfg->upstreams[0].circuit.failures, 3);
+    CHECK_INT(cfg->upstreams[0].circuit.open_for, 2000);
+    CHECK_INT(cfg->upstreams[0].circuit.half_open_requests, 1);
+    CHECK_INT(cfg->upstreams[0].circuit.max_connections, 1024);
+    CHECK_INT(cfg->upstreams[0].circuit.max_pending, 0);
+    CHECK_INT(cfg->upstreams[0].retries.attempts, 2);
+    CHECK_INT(cfg->upstreams[0].retries.on, RETRY_CONNECT_FAILURE | RETRY_503);
+    /* Defaults. */
+    CHECK(!cfg->upstreams[1].health.enabled);
+    CHECK_INT(cfg->upstreams[1].circuit.failures, 5);
+    CHECK_INT(cfg->upstreams[1].circuit.open_for, 10000);
+    CHECK_INT(cfg->upstreams[1].retries.attempts, 1);
+    CHECK_INT(cfg->upstreams[1].retries.on, RETRY_CONNECT_FAILURE);
+    config_free(cfg);
+
+    load_bad(LISTENER "upstreams:\n"
+                      "  - name: a\n"
+                      "    endpoints: [127.0.0.1:1]\n"
+                      "    retries: {on: [connect_failure, 418]}\n"
+                      "    health_check: {path: nope, healthy: 0}\n"
+                      "    circuit_breaker: {open_for: 0s}\n");
+    CHECK_INT(errors.count, 4);
+    CHECK_ERROR(0, "t.yaml:5:37: unknown retry condition '418'");
+    CHECK_ERROR(1, "t.yaml:6:26: 'path' must be a path starting with '/'");
+    CHECK_ERROR(2, "t.yaml:6:41: 'healthy' must be at least 1");
+    CHECK_ERROR(3, "t.yaml:7:33: 'open_for' must be greater than 0");
 }
 
 static void test_wrong_types(void)
@@ -745,6 +790,7 @@ int main(void)
     RUN(test_access_log);
     RUN(test_unknown_keys);
     RUN(test_reserved_keys);
+    RUN(test_resilience_sections);
     RUN(test_wrong_types);
     RUN(test_bad_duration);
     RUN(test_bad_size);
