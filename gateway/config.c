@@ -27,6 +27,7 @@
 #include <yaml.h>
 
 #include "http1.h"
+#include "tls.h"
 #include "units.h"
 
 #define MAX_FILE_BYTES (16u << 20)
@@ -678,11 +679,158 @@ static void set_max_tunnels(struct loader *ld, const char *key, yaml_node_t *val
     if (expect_uint(ld, key, value, 1u << 30, &n)) *(unsigned *)field = (unsigned)n;
 }
 
+/* ---- listeners[].tls ---- */
+
+#define TLS_MAX_CERTIFICATES 32
+#define TLS_MAX_ALPN 4
+
+struct tls_section {
+    struct tls_certificate_files files[TLS_MAX_CERTIFICATES];
+    size_t n_files;
+    uint16_t min_version;
+    const char *alpn[TLS_MAX_ALPN];
+    size_t n_alpn;
+    bool broken; /* an error was reported: no context is built */
+};
+
+static char *tls_path(struct loader *ld, const char *key, yaml_node_t *value,
+                      struct tls_section *t)
+{
+    const char *s = expect_string(ld, key, value);
+    char *path = s ? path_from_config(ld, value, s) : NULL;
+
+    if (!path) t->broken = true;
+    return path;
+}
+
+static void set_cert_file(struct loader *ld, const char *key, yaml_node_t *value, void *field)
+{
+    struct tls_section *t = (struct tls_section *)((char *)field - offsetof(struct tls_section, files));
+    struct tls_certificate_files *f = &t->files[t->n_files];
+
+    f->cert_file = tls_path(ld, key, value, t);
+}
+
+static void set_key_file(struct loader *ld, const char *key, yaml_node_t *value, void *field)
+{
+    struct tls_section *t = (struct tls_section *)((char *)field - offsetof(struct tls_section, files));
+    struct tls_certificate_files *f = &t->files[t->n_files];
+
+    f->key_file = tls_path(ld, key, value, t);
+}
+
+static const struct key_rule certificate_rules[] = {
+    {"cert", set_cert_file, offsetof(struct tls_section, files), true},
+    {"key", set_key_file, offsetof(struct tls_section, files), true},
+    END_RULES,
+};
+
+static void parse_certificates(struct loader *ld, const char *key, yaml_node_t *value,
+                               void *field)
+{
+    struct tls_section *t = field;
+    char name[48];
+
+    if (!expect_kind(ld, key, value, YAML_SEQUENCE_NODE)) {
+        t->broken = true;
+        return;
+    }
+    if (items_count(value) == 0 || items_count(value) > TLS_MAX_CERTIFICATES) {
+        report(ld, value, "'%s' needs 1 to %d certificates", key, TLS_MAX_CERTIFICATES);
+        t->broken = true;
+        return;
+    }
+    for (size_t i = 0; i < items_count(value); i++) {
+        snprintf(name, sizeof name, "%s[%zu]", key, i);
+        if (!parse_section(ld, name, item_at(ld, value, i), "certificate", certificate_rules, t) ||
+            !t->files[t->n_files].cert_file || !t->files[t->n_files].key_file)
+            t->broken = true;
+        t->n_files++;
+    }
+}
+
+static void parse_min_version(struct loader *ld, const char *key, yaml_node_t *value, void *field)
+{
+    const char *s = expect_string(ld, key, value);
+    struct tls_section *t = field;
+
+    if (!s) {
+        t->broken = true;
+    } else if (strcmp(s, "1.2") == 0) {
+        t->min_version = TLS_VERSION_1_2;
+    } else if (strcmp(s, "1.3") == 0) {
+        t->min_version = TLS_VERSION_1_3;
+    } else {
+        report(ld, value, "'%s' must be \"1.2\" or \"1.3\", not '%.40s'", key, s);
+        t->broken = true;
+    }
+}
+
+static void parse_alpn(struct loader *ld, const char *key, yaml_node_t *value, void *field)
+{
+    struct tls_section *t = field;
+
+    if (!expect_kind(ld, key, value, YAML_SEQUENCE_NODE)) {
+        t->broken = true;
+        return;
+    }
+    for (size_t i = 0; i < items_count(value); i++) {
+        yaml_node_t *item = item_at(ld, value, i);
+        const char *s = expect_string(ld, key, item);
+
+        if (!s || t->n_alpn == TLS_MAX_ALPN) {
+            t->broken = true;
+        } else if (strcmp(s, "http/1.1") != 0) {
+            report(ld, item, "ALPN protocol '%.40s' is not supported (this build speaks "
+                             "http/1.1; h2 comes with HTTP/2)", s);
+            t->broken = true;
+        } else {
+            t->alpn[t->n_alpn++] = s;
+        }
+    }
+}
+
+static const struct key_rule tls_rules[] = {
+    WHOLE_REQUIRED("certificates", parse_certificates),
+    WHOLE("min_version", parse_min_version),
+    WHOLE("alpn", parse_alpn),
+    END_RULES,
+};
+
+/* Certificates and keys are loaded and checked here (readable, matching,
+ * not expired), so `ringgate -t` and a reload catch every problem. */
+static void parse_tls(struct loader *ld, const char *key, yaml_node_t *value, void *field)
+{
+    static const char *default_alpn[] = {"http/1.1"};
+    struct listener_conf *l = field;
+    struct tls_section t;
+    struct tls_context_params params;
+    char err[512];
+
+    memset(&t, 0, sizeof t);
+    t.min_version = TLS_VERSION_1_2;
+    if (parse_section(ld, key, value, "tls", tls_rules, &t) && !t.broken && t.n_files) {
+        memset(&params, 0, sizeof params);
+        params.certificates = t.files;
+        params.certificate_count = t.n_files;
+        params.min_version = t.min_version;
+        params.alpn = t.n_alpn ? t.alpn : default_alpn;
+        params.alpn_count = t.n_alpn ? t.n_alpn : 1;
+        l->tls = tls_context_new(&params, err, sizeof err);
+        if (!l->tls)
+            report(ld, find_value(ld, value, "certificates"), "%s", err);
+    }
+    for (size_t i = 0; i < t.n_files; i++) {
+        free((char *)t.files[i].cert_file);
+        free((char *)t.files[i].key_file);
+    }
+}
+
 static const struct key_rule listener_rules[] = {
     KEY("name", set_name, struct listener_conf, name),
     WHOLE_REQUIRED("listen", parse_listen),
     KEY("max_tunnels", set_max_tunnels, struct listener_conf, max_tunnels),
-    RESERVED("tls"),
+    WHOLE("tls", parse_tls),
     END_RULES,
 };
 
@@ -1336,6 +1484,8 @@ void config_free(struct config *cfg)
 {
     if (!cfg) return;
     for (size_t i = 0; i < cfg->n_listeners; i++) {
+        if (cfg->listeners[i].tls)
+            tls_context_free(cfg->listeners[i].tls);
         free(cfg->listeners[i].name);
         free(cfg->listeners[i].listen);
     }

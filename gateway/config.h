@@ -36,6 +36,7 @@ struct listener_conf {
     unsigned metrics_id; /* set by metrics_register() */
     char *listen; /* as written, e.g. "0.0.0.0:8080" */
     unsigned max_tunnels; /* concurrent WebSocket tunnels, all workers; 0: no cap */
+    struct tls_context *tls; /* NULL: plain TCP */
     struct sockaddr_any addr;
 };
 

@@ -111,6 +111,11 @@ void conn_accept(struct worker *w, struct listen_socket *ls, int fd)
     w->n_conns++;
     c->listener_id = c->listener->metrics_id;
     metrics_conn_opened(w->metrics, c->listener_id);
+    if (c->listener->tls && !tls_io_start(c)) {
+        log_error("listener %s: out of memory for a TLS connection", c->listener->name);
+        conn_close(c);
+        return;
+    }
     timer_arm(&w->timers, &c->timer, w->now + w->cfg->limits.header_timeout);
     conn_arm_recv(c);
 }
@@ -197,6 +202,7 @@ static void conn_free(struct conn *c)
     if (c->next)
         c->next->prev = c->prev;
     w->n_conns--;
+    tls_io_free(c);
     close(c->fd);
     buf_free(&c->in, &w->pool);
     buf_free(&c->out, &w->pool);
@@ -230,7 +236,8 @@ void conn_arm_recv(struct conn *c)
         return;
     /* An empty buffer is not allocated until bytes arrive: an idle
      * connection holds no buffer, only its receive in the ring. */
-    room = buf_len(&c->in) ? buf_reserve(&c->in, &c->w->pool, 4096, head_limit(c)) : BUF_BLOCK;
+    room = buf_len(&c->in) && !c->tls ? buf_reserve(&c->in, &c->w->pool, 4096, head_limit(c))
+                                       : BUF_BLOCK;
     if (room == 0) {
         conn_close(c);
         return;
@@ -246,8 +253,13 @@ void conn_arm_recv(struct conn *c)
 
 void conn_send(struct conn *c)
 {
-    struct io_uring_sqe *sqe = worker_sqe(c->w);
+    struct io_uring_sqe *sqe;
 
+    if (c->tls) {
+        tls_io_send(c);
+        return;
+    }
+    sqe = worker_sqe(c->w);
     io_uring_prep_sendmsg(sqe, c->fd, &c->om.msg, MSG_NOSIGNAL);
     io_uring_sqe_set_data64(sqe, op_data(c, OP_CLIENT_SEND));
     c->send_armed = true;
@@ -696,21 +708,50 @@ static void process_head(struct conn *c)
 
 /* ---- completions ---- */
 
+/* Plain HTTP sent to a TLS port: answered in plain HTTP, like nginx's 400
+ * "plain HTTP request was sent to HTTPS port", then closed. */
+static void answer_plaintext_on_tls(struct conn *c)
+{
+    tls_io_free(c);
+    c->in.start = c->in.end = 0;
+    exchange_reset(c);
+    c->keep_alive = false;
+    conn_respond_error(c, 400, "plain HTTP request sent to a TLS port: use https://");
+}
+
 static void on_recv(struct conn *c, struct io_uring_cqe *cqe)
 {
+    enum tls_io_result tls = TLS_IO_OK;
     int res = cqe->res;
 
     c->recv_armed = false;
     if (cqe->flags & IORING_CQE_F_BUFFER) {
         unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+        const char *data = worker_buffer(c->w, bid);
 
-        if (res > 0 && !c->closing && c->state != CS_LINGER)
-            buf_append(&c->in, &c->w->pool, worker_buffer(c->w, bid), (size_t)res,
-                       head_limit(c));
+        if (res > 0 && !c->closing && c->tls)
+            tls = tls_io_input(c, data, (size_t)res);
+        else if (res > 0 && !c->closing && c->state != CS_LINGER)
+            buf_append(&c->in, &c->w->pool, data, (size_t)res, head_limit(c));
         worker_recycle_buffer(c->w, bid);
     }
     if (c->closing)
         return;
+    if (tls == TLS_IO_ERROR) {
+        if (c->send_armed) /* the alert goes out first */
+            c->close_when_sent = true;
+        else
+            conn_close(c);
+        return;
+    }
+    if (tls == TLS_IO_PLAINTEXT) {
+        answer_plaintext_on_tls(c);
+        return;
+    }
+    if (tls == TLS_IO_CLOSED)
+        res = 0; /* close_notify: the client's end of the stream */
+    if (c->state == CS_LINGER && c->tls) /* TLS input is decrypted: drop it here */
+        c->in.start = c->in.end = 0;
     if (res == -ENOBUFS) {
         conn_arm_recv(c);
         return;
@@ -752,10 +793,19 @@ static void on_send(struct conn *c, int res)
         conn_close(c);
         return;
     }
-    c->bytes_out += (uint64_t)res;
-    if (!outmsg_advance(&c->om, (size_t)res)) {
-        conn_send(c);
+    if (c->close_when_sent) {
+        conn_close(c);
         return;
+    }
+    if (c->tls) {
+        if (!tls_io_on_sent(c, res))
+            return;
+    } else {
+        c->bytes_out += (uint64_t)res;
+        if (!outmsg_advance(&c->om, (size_t)res)) {
+            conn_send(c);
+            return;
+        }
     }
     if (c->state == CS_TUNNEL)
         tunnel_on_client_sent(c);
@@ -799,7 +849,10 @@ void conn_on_timer(struct timer *t)
 
     switch (c->state) {
     case CS_HEAD:
-        if (c->got_bytes || c->requests == 0) {
+        if (c->tls && !c->tls_ready) {
+            counter_add(&c->w->metrics->tls_failures[c->listener_id], 1);
+            conn_close(c); /* handshake not finished within header_timeout */
+        } else if (c->got_bytes || c->requests == 0) {
             c->keep_alive = false;
             conn_respond_error(c, 408, "request head not received within "
                                        "limits.header_timeout");

@@ -13,6 +13,7 @@
 #include "buf.h"
 #include "config.h"
 #include "http1.h"
+struct tls_conn;
 #include "timer.h"
 #include "worker.h"
 
@@ -67,6 +68,11 @@ struct conn {
     struct buf out; /* own answers and response heads */
     struct outmsg om;
     size_t consume_after_send; /* bytes of the relay source to drop once sent */
+    struct tls_conn *tls;      /* NULL on a plain listener */
+    struct outmsg om_tls;      /* ciphertext being sent */
+    bool tls_ready;            /* handshake done */
+    bool tls_plain_sending;    /* c->om is going through the engine */
+    bool close_when_sent;      /* a TLS alert is on its way: close after it */
     unsigned requests;
     bool got_bytes;   /* some of the current request has arrived */
     size_t head_scanned; /* bytes of an incomplete head already parsed */
@@ -168,6 +174,20 @@ void proxy_abort(struct conn *c);
  * malformed chunked body. */
 void body_relay_take(struct body_relay *r, struct buf *src, bool eof, struct outmsg *m,
                      size_t *consume, int *error);
+
+/* tls_io.c: TLS on a client connection */
+enum tls_io_result { TLS_IO_OK, TLS_IO_CLOSED, TLS_IO_ERROR, TLS_IO_PLAINTEXT };
+bool tls_io_start(struct conn *c);
+void tls_io_free(struct conn *c);
+/* Ciphertext received: handshake, then plaintext appended to c->in. */
+enum tls_io_result tls_io_input(struct conn *c, const char *data, size_t len);
+/* conn_send for TLS connections: c->om through the engine. */
+void tls_io_send(struct conn *c);
+/* A ciphertext send completed (res > 0); true when c->om is all sent. */
+bool tls_io_on_sent(struct conn *c, int res);
+void tls_io_flush(struct conn *c);
+/* Bytes outside any message (an interim 100 Continue). */
+void tls_io_write_raw(struct conn *c, const char *p, size_t n);
 
 /* tunnel.c */
 /* Reserves a tunnel slot on the listener (false when at max_tunnels); the

@@ -285,6 +285,24 @@ static void render_requests(struct out *o, struct worker_metrics *const *w, size
         emit(o, "ringgate_tunnels_active{listener=\"%s\"} %lld\n", listener_ids.names[l],
              (long long)(opened - closed));
     }
+    emit(o, "# HELP ringgate_tls_handshake_failures_total TLS handshakes that failed.\n"
+            "# TYPE ringgate_tls_handshake_failures_total counter\n");
+    for (unsigned l = 0; l < listener_ids.count; l++) {
+        uint64_t sum = 0;
+        for (size_t i = 0; i < n; i++)
+            sum += get(&w[i]->tls_failures[l]);
+        emit(o, "ringgate_tls_handshake_failures_total{listener=\"%s\"} %llu\n",
+             listener_ids.names[l], (unsigned long long)sum);
+    }
+    emit(o, "# HELP ringgate_tls_plaintext_requests_total Plain HTTP sent to a TLS port.\n"
+            "# TYPE ringgate_tls_plaintext_requests_total counter\n");
+    for (unsigned l = 0; l < listener_ids.count; l++) {
+        uint64_t sum = 0;
+        for (size_t i = 0; i < n; i++)
+            sum += get(&w[i]->tls_plaintext[l]);
+        emit(o, "ringgate_tls_plaintext_requests_total{listener=\"%s\"} %llu\n",
+             listener_ids.names[l], (unsigned long long)sum);
+    }
     uint64_t up = 0, down = 0;
     for (size_t i = 0; i < n; i++) {
         up += get(&w[i]->tunnel_bytes[TUNNEL_UP]);

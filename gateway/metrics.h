@@ -62,6 +62,8 @@ struct worker_metrics {
     counter_t tunnels_opened[METRICS_MAX_LISTENERS];
     counter_t tunnels_closed[METRICS_MAX_LISTENERS];
     counter_t tunnel_bytes[2]; /* enum tunnel_direction */
+    counter_t tls_failures[METRICS_MAX_LISTENERS];  /* handshakes that failed */
+    counter_t tls_plaintext[METRICS_MAX_LISTENERS]; /* plain HTTP sent to a TLS port */
     counter_t upstream_requests[METRICS_MAX_ENDPOINTS][OUTCOME_COUNT];
     struct histogram up_latency[METRICS_MAX_UPSTREAMS];
 };

@@ -146,8 +146,8 @@ static bool build_request_head(struct conn *c, const struct http_request *req, s
         ok &= put_str(out, pool, h->value);
         first_xff = false;
     }
-    n = snprintf(line, sizeof(line), "%s%s\r\nX-Forwarded-Proto: http\r\nX-Request-Id: %s\r\n",
-                 first_xff ? "" : ", ", c->peer_ip, c->request_id);
+    n = snprintf(line, sizeof(line), "%s%s\r\nX-Forwarded-Proto: %s\r\nX-Request-Id: %s\r\n",
+                 first_xff ? "" : ", ", c->peer_ip, c->tls ? "https" : "http", c->request_id);
     ok &= put(out, pool, line, (size_t)n);
     if (host) {
         ok &= put(out, pool, "X-Forwarded-Host: ", 18);
@@ -381,8 +381,10 @@ void proxy_start(struct conn *c, const struct http_request *req)
     }
     if (c->expect_continue && !c->req_body.done && buf_len(&c->in) == 0) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-        /* 25 bytes into an idle socket's empty send buffer: cannot block. */
-        send(c->fd, cont, sizeof(cont) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (c->tls)
+            tls_io_write_raw(c, cont, sizeof(cont) - 1);
+        else /* 25 bytes into an idle socket's empty send buffer: cannot block. */
+            send(c->fd, cont, sizeof(cont) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
     }
     arm_timeout(c, u->connect_timeout + u->timeout);
     if (up->connected)

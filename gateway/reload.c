@@ -11,6 +11,7 @@
 #include "health.h"
 #include "log.h"
 #include "metrics.h"
+#include "tls.h"
 
 #define MAX_RETIRED 64
 
@@ -85,6 +86,19 @@ static bool workers_on(const struct config *cfg, struct worker *workers, unsigne
     return false;
 }
 
+/* Sessions resumed before a reload keep resuming after it. */
+static void carry_ticket_keys(const struct config *cur, struct config *next)
+{
+    for (size_t i = 0; i < next->n_listeners; i++) {
+        if (!next->listeners[i].tls)
+            continue;
+        for (size_t j = 0; j < cur->n_listeners; j++)
+            if (cur->listeners[j].tls &&
+                sockaddr_equal(&cur->listeners[j].addr, &next->listeners[i].addr))
+                tls_context_copy_ticket_keys(next->listeners[i].tls, cur->listeners[j].tls);
+    }
+}
+
 static void warn_restart_only(const struct config *cur, const struct config *next)
 {
     if (next->workers != cur->workers)
@@ -127,6 +141,7 @@ void reload_config(const char *path, struct config **current, struct worker *wor
         log_error("reload: access log %s: %s (kept the previous one)", next->access_log,
                   strerror(errno));
     warn_restart_only(*current, next);
+    carry_ticket_keys(*current, next);
     metrics_register(next);
     if (health_configure(next) < 0)
         log_error("reload: out of memory for health checks (kept the previous targets)");

@@ -81,6 +81,7 @@ struct worker {
     uint64_t rng; /* request ids */
     bool draining;
     uint64_t drain_deadline;
+    uint64_t tls_log_next; /* ms: TLS failures are logged at most once a second */
     struct worker_metrics *metrics;
     struct access_log access_log;
 } __attribute__((aligned(16)));

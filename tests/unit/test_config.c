@@ -320,7 +320,7 @@ static void test_reserved_keys(void)
              "    endpoints: [127.0.0.1:1]\n"
              "    balance: hash\n");
     CHECK_INT(errors.count, 2);
-    CHECK_ERROR(0, "t.yaml:3:5: 'tls' is not supported by this build yet");
+    CHECK_ERROR(0, "t.yaml:3:25: 'certificates' needs 1 to 32 certificates");
     CHECK_ERROR(1, "t.yaml:7:14: balance 'hash' is not supported by this build yet");
 
     load_bad(LISTENER "upstreams: [{name: a, endpoints: [127.0.0.1:1], balance: random}]\n");
