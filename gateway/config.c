@@ -27,6 +27,7 @@
 #include <yaml.h>
 
 #include "http1.h"
+#include "jwt.h"
 #include "tls.h"
 #include "units.h"
 
@@ -51,6 +52,7 @@ struct loader {
     size_t n_diags, cap_diags;
     size_t lost_diags;             /* not stored for lack of memory, still counted */
     yaml_node_t **route_upstreams; /* per route: its `upstream:` value, resolved last */
+    yaml_node_t **route_jwts;      /* per route: its `jwt:` value, resolved last */
 };
 
 /* ---- reporting ---- */
@@ -1065,6 +1067,203 @@ static void parse_upstreams(struct loader *ld, const char *key, yaml_node_t *val
                        offsetof(struct upstream_conf, name), cfg->n_upstreams);
 }
 
+/* ---- jwt_providers ---- */
+
+#define JWT_MAX_PAIRS 32
+#define JWT_MAX_AUDIENCES 16
+
+/* What a provider's keys turn into before jwt_provider_new checks them. */
+struct jwt_section {
+    struct jwt_conf *conf;
+    const char *issuer;
+    const char *audiences[JWT_MAX_AUDIENCES];
+    size_t n_audiences;
+    char *jwks_file;
+    const char *secret;
+    uint64_t clock_skew; /* ms */
+    struct jwt_pair required[JWT_MAX_PAIRS], forward[JWT_MAX_PAIRS];
+    size_t n_required, n_forward;
+    yaml_node_t *keys_at; /* where key errors are reported */
+    bool broken;
+};
+
+static void jwt_set_name(struct loader *ld, const char *key, yaml_node_t *value, void *field)
+{
+    struct jwt_section *j = field;
+
+    set_name(ld, key, value, &j->conf->name);
+}
+
+static void jwt_set_string(struct loader *ld, const char *key, yaml_node_t *value,
+                           const char **out, bool *broken)
+{
+    *out = expect_string(ld, key, value);
+    if (!*out) *broken = true;
+}
+
+static void jwt_issuer(struct loader *ld, const char *key, yaml_node_t *value, void *field)
+{
+    struct jwt_section *j = field;
+
+    jwt_set_string(ld, key, value, &j->issuer, &j->broken);
+}
+
+static void jwt_secret(struct loader *ld, const char *key, yaml_node_t *value, void *field)
+{
+    struct jwt_section *j = field;
+
+    jwt_set_string(ld, key, value, &j->secret, &j->broken);
+    j->keys_at = value;
+}
+
+static void jwt_jwks_file(struct loader *ld, const char *key, yaml_node_t *value, void *field)
+{
+    struct jwt_section *j = field;
+    const char *s = expect_string(ld, key, value);
+
+    j->keys_at = value;
+    if (!s || !(j->jwks_file = path_from_config(ld, value, s))) j->broken = true;
+}
+
+static void jwt_audiences(struct loader *ld, const char *key, yaml_node_t *value, void *field)
+{
+    struct jwt_section *j = field;
+
+    if (!expect_kind(ld, key, value, YAML_SEQUENCE_NODE)) {
+        j->broken = true;
+        return;
+    }
+    for (size_t i = 0; i < items_count(value); i++) {
+        const char *s = expect_string(ld, key, item_at(ld, value, i));
+        if (!s || j->n_audiences == JWT_MAX_AUDIENCES)
+            j->broken = true;
+        else
+            j->audiences[j->n_audiences++] = s;
+    }
+}
+
+static void jwt_clock_skew(struct loader *ld, const char *key, yaml_node_t *value, void *field)
+{
+    struct jwt_section *j = field;
+
+    if (!parse_duration_at(ld, key, value, &j->clock_skew)) j->broken = true;
+}
+
+/* A mapping of claim names to strings (null allowed when `null_ok`). */
+static void jwt_pairs(struct loader *ld, const char *key, yaml_node_t *value,
+                      struct jwt_pair *pairs, size_t *n, bool null_ok, bool *broken)
+{
+    if (!expect_kind(ld, key, value, YAML_MAPPING_NODE)) {
+        *broken = true;
+        return;
+    }
+    for (const yaml_node_pair_t *p = pairs_begin(value); p < pairs_end(value); p++) {
+        yaml_node_t *k = node_at(ld, p->key), *v = node_at(ld, p->value);
+        const char *name = expect_string(ld, key, k);
+        const char *val = null_ok && is_null(v) ? NULL : expect_string(ld, key, v);
+
+        if (!name || (!val && !(null_ok && is_null(v))) || *n == JWT_MAX_PAIRS) {
+            *broken = true;
+            continue;
+        }
+        pairs[*n].name = name;
+        pairs[*n].value = val;
+        (*n)++;
+    }
+}
+
+static void jwt_forward(struct loader *ld, const char *key, yaml_node_t *value, void *field)
+{
+    struct jwt_section *j = field;
+
+    jwt_pairs(ld, key, value, j->forward, &j->n_forward, false, &j->broken);
+    if (!j->keys_at) j->keys_at = value;
+}
+
+static void jwt_required(struct loader *ld, const char *key, yaml_node_t *value, void *field)
+{
+    struct jwt_section *j = field;
+
+    jwt_pairs(ld, key, value, j->required, &j->n_required, true, &j->broken);
+}
+
+static void jwt_token_source(struct loader *ld, const char *key, yaml_node_t *value, void *field)
+{
+    struct jwt_section *j = field;
+    const char *s = expect_string(ld, key, value);
+    char **out = !strcmp(key, "token_header") ? &j->conf->token_header
+                 : !strcmp(key, "token_query") ? &j->conf->token_query
+                                               : &j->conf->token_cookie;
+
+    if (s) *out = copy_string(ld, value, s);
+}
+
+static const struct key_rule jwt_rules[] = {
+    WHOLE_REQUIRED("name", jwt_set_name),
+    WHOLE("issuer", jwt_issuer),
+    WHOLE("audiences", jwt_audiences),
+    WHOLE("jwks_file", jwt_jwks_file),
+    WHOLE("secret", jwt_secret),
+    WHOLE("clock_skew", jwt_clock_skew),
+    WHOLE("forward_claims", jwt_forward),
+    WHOLE("required_claims", jwt_required),
+    WHOLE("token_header", jwt_token_source),
+    WHOLE("token_query", jwt_token_source),
+    WHOLE("token_cookie", jwt_token_source),
+    END_RULES,
+};
+
+/* Keys are read and checked here: a bad JWKS or secret fails the load. */
+static void build_jwt_provider(struct loader *ld, yaml_node_t *item, struct jwt_section *j)
+{
+    struct jwt_provider_params p;
+    char err[512];
+
+    if (!j->jwks_file == !j->secret) {
+        report(ld, item, "a jwt provider needs exactly one of 'jwks_file' and 'secret'");
+        return;
+    }
+    memset(&p, 0, sizeof p);
+    p.name = j->conf->name;
+    p.issuer = j->issuer;
+    p.audiences = j->audiences;
+    p.audience_count = j->n_audiences;
+    p.jwks_file = j->jwks_file;
+    p.secret = j->secret;
+    p.clock_skew = (int64_t)(j->clock_skew / 1000);
+    p.required_claims = j->required;
+    p.required_count = j->n_required;
+    p.forward_claims = j->forward;
+    p.forward_count = j->n_forward;
+    j->conf->provider = jwt_provider_new(&p, err, sizeof err);
+    if (!j->conf->provider) report(ld, j->keys_at ? j->keys_at : item, "%s", err);
+}
+
+static void parse_jwt_providers(struct loader *ld, const char *key, yaml_node_t *value,
+                                void *field)
+{
+    struct config *cfg = field;
+    char name[48];
+
+    cfg->jwt_providers = alloc_items(ld, key, value, sizeof *cfg->jwt_providers,
+                                     &cfg->n_jwt_providers);
+    for (size_t i = 0; i < cfg->n_jwt_providers; i++) {
+        struct jwt_section j;
+        yaml_node_t *item = item_at(ld, value, i);
+
+        memset(&j, 0, sizeof j);
+        j.conf = &cfg->jwt_providers[i];
+        j.clock_skew = 30 * 1000;
+        snprintf(name, sizeof name, "%s[%zu]", key, i);
+        if (parse_section(ld, name, item, "jwt provider", jwt_rules, &j) && !j.broken &&
+            j.conf->name)
+            build_jwt_provider(ld, item, &j);
+        free(j.jwks_file);
+    }
+    check_unique_names(ld, value, "jwt provider", cfg->jwt_providers, sizeof *cfg->jwt_providers,
+                       offsetof(struct jwt_conf, name), cfg->n_jwt_providers);
+}
+
 /* ---- routes: match ---- */
 
 static bool valid_host(const char *h)
@@ -1212,9 +1411,9 @@ static const struct key_rule route_rules[] = {
     KEY("name", set_name, struct route_conf, name),
     WHOLE("match", parse_match),
     WHOLE("upstream", check_upstream_ref),
+    WHOLE("jwt", check_upstream_ref), /* a name too, resolved like it */
     WHOLE("static", parse_static),
     KEY("websocket", set_bool, struct route_conf, websocket),
-    RESERVED("jwt"),
     RESERVED("rate_limit"),
     RESERVED("schema"),
     RESERVED("cache"),
@@ -1237,6 +1436,8 @@ static void parse_route(struct loader *ld, const char *name, yaml_node_t *item, 
         report(ld, item, "route needs 'upstream' or 'static'");
     else if (upstream && upstream->type == YAML_SCALAR_NODE && !is_null(upstream))
         ld->route_upstreams[index] = upstream;
+    yaml_node_t *jwt = find_value(ld, item, "jwt");
+    if (jwt && jwt->type == YAML_SCALAR_NODE && !is_null(jwt)) ld->route_jwts[index] = jwt;
 }
 
 static void parse_routes(struct loader *ld, const char *key, yaml_node_t *value, void *field)
@@ -1246,7 +1447,8 @@ static void parse_routes(struct loader *ld, const char *key, yaml_node_t *value,
 
     cfg->routes = alloc_items(ld, key, value, sizeof *cfg->routes, &cfg->n_routes);
     ld->route_upstreams = alloc_array(ld, value, cfg->n_routes, sizeof *ld->route_upstreams);
-    if (!ld->route_upstreams) return;
+    ld->route_jwts = alloc_array(ld, value, cfg->n_routes, sizeof *ld->route_jwts);
+    if (!ld->route_upstreams || !ld->route_jwts) return;
     for (size_t i = 0; i < cfg->n_routes; i++) {
         snprintf(name, sizeof name, "%s[%zu]", key, i);
         parse_route(ld, name, item_at(ld, value, i), i);
@@ -1267,7 +1469,7 @@ static const struct key_rule top_rules[] = {
     WHOLE("upstreams", parse_upstreams),
     WHOLE("routes", parse_routes),
     RESERVED("redis"),
-    RESERVED("jwt_providers"),
+    WHOLE("jwt_providers", parse_jwt_providers),
     RESERVED("rate_limits"),
     RESERVED("schemas"),
     RESERVED("cache"),
@@ -1285,6 +1487,15 @@ static void resolve_upstreams(struct loader *ld)
             if (cfg->upstreams[j].name && !strcmp(cfg->upstreams[j].name, scalar_text(ref)))
                 cfg->routes[i].upstream = &cfg->upstreams[j];
         if (!cfg->routes[i].upstream) report(ld, ref, "unknown upstream '%.80s'", scalar_text(ref));
+    }
+    for (size_t i = 0; ld->route_jwts && i < cfg->n_routes; i++) {
+        yaml_node_t *ref = ld->route_jwts[i];
+        if (!ref) continue;
+        for (size_t j = 0; j < cfg->n_jwt_providers && !cfg->routes[i].jwt; j++)
+            if (cfg->jwt_providers[j].name && !strcmp(cfg->jwt_providers[j].name, scalar_text(ref)))
+                cfg->routes[i].jwt = &cfg->jwt_providers[j];
+        if (!cfg->routes[i].jwt)
+            report(ld, ref, "unknown jwt provider '%.80s'", scalar_text(ref));
     }
 }
 
@@ -1405,6 +1616,7 @@ static void free_loader(struct loader *ld)
         free(ld->diags[i].msg);
     free(ld->diags);
     free(ld->route_upstreams);
+    free(ld->route_jwts);
     free(ld->base_dir);
 }
 
@@ -1506,6 +1718,16 @@ void config_free(struct config *cfg)
         free(r->static_root);
         free(r->name);
     }
+    for (size_t i = 0; i < cfg->n_jwt_providers; i++) {
+        struct jwt_conf *j = &cfg->jwt_providers[i];
+        if (j->provider)
+            jwt_provider_free(j->provider);
+        free(j->name);
+        free(j->token_header);
+        free(j->token_query);
+        free(j->token_cookie);
+    }
+    free(cfg->jwt_providers);
     free(cfg->listeners);
     free(cfg->upstreams);
     free(cfg->routes);

@@ -93,6 +93,17 @@ struct upstream_conf {
     unsigned metrics_id;
 };
 
+struct jwt_provider; /* filters/jwt.h */
+
+struct jwt_conf {
+    char *name;
+    struct jwt_provider *provider; /* keys loaded, claims rules set */
+    char *token_header; /* also take the token from this header (raw token) */
+    char *token_query;  /* ... or this query parameter */
+    char *token_cookie; /* ... or this cookie */
+    unsigned metrics_id;
+};
+
 #define METHOD_BIT(m) (1u << (m)) /* m: enum http_method */
 
 struct route_conf {
@@ -104,6 +115,7 @@ struct route_conf {
     char *static_root;  /* absolute, without a trailing slash */
     int static_root_fd; /* O_PATH descriptor of static_root (valid when it is set) */
     bool websocket;
+    const struct jwt_conf *jwt; /* NULL: no token needed */
     char *name;         /* metrics label: "name:" key, else "route<N>" */
     unsigned metrics_id;
 };
@@ -126,6 +138,8 @@ struct config {
     size_t n_upstreams;
     struct route_conf *routes;
     size_t n_routes;
+    struct jwt_conf *jwt_providers;
+    size_t n_jwt_providers;
 };
 
 static inline bool sockaddr_equal(const struct sockaddr_any *a, const struct sockaddr_any *b)

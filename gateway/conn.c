@@ -14,10 +14,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
 #include "reply.h"
+#include "jwt_filter.h"
 #include "router.h"
 #include "static.h"
 
@@ -612,9 +614,40 @@ static bool wants_websocket(const struct http_request *req)
     return req->upgrade && h && http1_has_token(h->value, "websocket");
 }
 
+/* The route's JWT provider accepts the request's token; else 401 has been
+ * answered. Forwarded claim headers go to `up_headers`. */
+static bool authenticated(struct conn *c, const struct http_request *req, char *up_headers,
+                          size_t cap)
+{
+    const struct jwt_conf *jwt = c->route->jwt;
+    char challenge[160];
+    size_t len;
+    int rc;
+
+    if (!jwt)
+        return true;
+    rc = jwt_filter_check(jwt, c->w->jwt_cache, req, (int64_t)time(NULL), &c->claims,
+                          up_headers, cap, &len);
+    if (rc == JWT_OK) {
+        c->up_headers = up_headers;
+        c->up_headers_len = len;
+        return true;
+    }
+    metrics_jwt_rejected(c->w->metrics, jwt->metrics_id, rc);
+    snprintf(challenge, sizeof(challenge),
+             "WWW-Authenticate: Bearer error=\"invalid_token\", error_description=\"%s\"\r\n",
+             jwt_reason_name(rc));
+    conn_respond_error_with(c, 401,
+                            rc == JWT_MISSING ? "a bearer token is required"
+                                              : "the bearer token was refused",
+                            challenge);
+    return false;
+}
+
 static void route_request(struct conn *c, const struct http_request *req)
 {
     const struct limits_conf *lim = &c->w->cfg->limits;
+    char up_headers[1024]; /* forwarded claims: used before this returns */
 
     if (req->method_id == HTTP_CONNECT) {
         conn_respond_error(c, 405, "CONNECT is not enabled on this gateway");
@@ -629,6 +662,8 @@ static void route_request(struct conn *c, const struct http_request *req)
         conn_respond_error(c, 404, "no route matches this request");
         return;
     }
+    if (!authenticated(c, req, up_headers, sizeof(up_headers)))
+        return;
     if (c->route->websocket && wants_websocket(req)) {
         int status = websocket_handshake_check(req);
 
@@ -704,6 +739,8 @@ static void process_head(struct conn *c)
      * until the next receive is armed. */
     buf_consume(&c->in, (size_t)n);
     route_request(c, &req);
+    c->up_headers = NULL; /* they lived on route_request's stack */
+    c->up_headers_len = 0;
 }
 
 /* ---- completions ---- */

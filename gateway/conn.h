@@ -13,6 +13,7 @@
 #include "buf.h"
 #include "config.h"
 #include "http1.h"
+#include "jwt.h"
 struct tls_conn;
 #include "timer.h"
 #include "worker.h"
@@ -86,6 +87,9 @@ struct conn {
     bool keep_alive;
     bool expect_continue;
     bool upgrade;     /* a WebSocket handshake forwarded on a websocket route */
+    struct jwt_claims claims;  /* of the verified token, until the next one */
+    const char *up_headers;    /* extra header lines for upstream: only while the */
+    size_t up_headers_len;     /* head is being routed (they live on its stack) */
     bool tunnel_slot; /* holds one of the listener's max_tunnels */
     char request_id[40];
     uint64_t started;    /* ms, for timeouts */

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "endpoint.h"
+#include "jwt.h"
 #include "version.h"
 
 counter_t metrics_reloads_ok, metrics_reloads_failed;
@@ -33,6 +34,7 @@ static struct registry listener_ids = {.max = METRICS_MAX_LISTENERS};
 static struct registry route_ids = {.count = 1, .max = METRICS_MAX_ROUTES}; /* 0: none */
 static struct registry upstream_ids = {.max = METRICS_MAX_UPSTREAMS};
 static struct registry endpoint_ids = {.max = METRICS_MAX_ENDPOINTS}; /* "upstream endpoint" */
+static struct registry provider_ids = {.max = METRICS_MAX_PROVIDERS};
 
 static unsigned id_of(struct registry *r, const char *name)
 {
@@ -54,6 +56,8 @@ void metrics_register(struct config *cfg)
         cfg->listeners[i].metrics_id = id_of(&listener_ids, cfg->listeners[i].name);
     for (size_t i = 0; i < cfg->n_routes; i++)
         cfg->routes[i].metrics_id = id_of(&route_ids, cfg->routes[i].name);
+    for (size_t i = 0; i < cfg->n_jwt_providers; i++)
+        cfg->jwt_providers[i].metrics_id = id_of(&provider_ids, cfg->jwt_providers[i].name);
     for (size_t i = 0; i < cfg->n_upstreams; i++) {
         struct upstream_conf *u = &cfg->upstreams[i];
 
@@ -112,6 +116,12 @@ void metrics_upstream(struct worker_metrics *m, const struct upstream_conf *u, u
     counter_add(&m->upstream_requests[u->endpoints[endpoint].metrics_id][outcome], 1);
     if (outcome == OUTCOME_SUCCESS || outcome == OUTCOME_HTTP_5XX)
         observe(&m->up_latency[u->metrics_id], duration_us);
+}
+
+void metrics_jwt_rejected(struct worker_metrics *m, unsigned provider_id, int reason)
+{
+    if (reason > 0 && reason < METRICS_JWT_REASONS)
+        counter_add(&m->jwt_rejected[provider_id][reason], 1);
 }
 
 void metrics_conn_opened(struct worker_metrics *m, unsigned listener_id)
@@ -360,6 +370,20 @@ static void render_upstreams(struct out *o, struct worker_metrics *const *w, siz
                        w, n, pick_upstream, u);
 }
 
+static void render_jwt(struct out *o, struct worker_metrics *const *w, size_t n)
+{
+    emit(o, "# HELP ringgate_jwt_rejected_total Requests refused by a JWT provider, by "
+            "reason.\n# TYPE ringgate_jwt_rejected_total counter\n");
+    for (unsigned p = 0; p < provider_ids.count; p++)
+        for (int r = 1; r < JWT_RESULT_COUNT && r < METRICS_JWT_REASONS; r++) {
+            uint64_t sum = 0;
+            for (size_t i = 0; i < n; i++)
+                sum += get(&w[i]->jwt_rejected[p][r]);
+            emit(o, "ringgate_jwt_rejected_total{provider=\"%s\",reason=\"%s\"} %llu\n",
+                 provider_ids.names[p], jwt_reason_name(r), (unsigned long long)sum);
+        }
+}
+
 char *metrics_render(struct worker_metrics *const *workers, size_t n_workers, size_t *len)
 {
     struct out o = {.p = malloc(65536), .cap = 65536};
@@ -380,6 +404,7 @@ char *metrics_render(struct worker_metrics *const *workers, size_t n_workers, si
          (unsigned long long)get(&metrics_reloads_ok),
          (unsigned long long)get(&metrics_reloads_failed));
     pthread_mutex_lock(&registry_lock);
+    render_jwt(&o, workers, n_workers);
     render_requests(&o, workers, n_workers);
     render_upstreams(&o, workers, n_workers);
     pthread_mutex_unlock(&registry_lock);

@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 
 #include "conn.h"
+#include "jwt_filter.h"
 #include "log.h"
 #include "reply.h"
 
@@ -97,9 +98,11 @@ static bool name_is(struct http_str name, const char *lower)
 }
 
 /* Headers the gateway sets itself, or that describe this hop only. */
-static bool dropped_upstream(const struct http_request *req, struct http_str name)
+static bool dropped_upstream(const struct conn *c, const struct http_request *req,
+                             struct http_str name)
 {
     return http1_is_hop_by_hop(name) || name_is(name, "content-length") ||
+           jwt_filter_forwards_header(c->route->jwt, name) ||
            name_is(name, "expect") || name_is(name, "x-forwarded-for") ||
            name_is(name, "x-forwarded-proto") || name_is(name, "x-forwarded-host") ||
            name_is(name, "x-request-id") || named_in_connection(req, name);
@@ -129,7 +132,7 @@ static bool build_request_head(struct conn *c, const struct http_request *req, s
     ok &= put(out, pool, " HTTP/1.1\r\n", 11);
     for (size_t i = 0; i < req->n_headers; i++) {
         const struct http_header *h = &req->headers[i];
-        if (dropped_upstream(req, h->name))
+        if (dropped_upstream(c, req, h->name))
             continue;
         ok &= put_str(out, pool, h->name);
         ok &= put(out, pool, ": ", 2);
@@ -159,6 +162,8 @@ static bool build_request_head(struct conn *c, const struct http_request *req, s
     }
     if (c->upgrade)
         ok &= put(out, pool, "Connection: Upgrade\r\nUpgrade: websocket\r\n", 41);
+    if (c->up_headers_len)
+        ok &= put(out, pool, c->up_headers, c->up_headers_len);
     if (req->body == HTTP_BODY_LENGTH)
         n = snprintf(line, sizeof(line), "Content-Length: %llu\r\n\r\n",
                      (unsigned long long)req->content_length);

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "jwt.h"
 #include "log.h"
 
 #define RING_ENTRIES 4096
@@ -169,6 +170,11 @@ int worker_init(struct worker *w, unsigned id, const struct config *cfg, char *e
         return -1;
     }
     access_log_init(&w->access_log);
+    w->jwt_cache = jwt_cache_new(8192, 8u << 20, 3600);
+    if (!w->jwt_cache) {
+        snprintf(err, err_size, "out of memory");
+        return -1;
+    }
     return 0;
 }
 
@@ -561,4 +567,6 @@ void worker_destroy(struct worker *w)
     buf_pool_destroy(&w->pool);
     free(w->metrics);
     access_log_destroy(&w->access_log);
+    if (w->jwt_cache)
+        jwt_cache_free(w->jwt_cache);
 }

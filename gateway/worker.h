@@ -84,6 +84,7 @@ struct worker {
     uint64_t tls_log_next; /* ms: TLS failures are logged at most once a second */
     struct worker_metrics *metrics;
     struct access_log access_log;
+    struct jwt_cache *jwt_cache; /* verified tokens of this worker */
 } __attribute__((aligned(16)));
 
 /* Process-wide control, written by the main thread. */
