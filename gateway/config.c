@@ -53,6 +53,7 @@ struct loader {
     size_t lost_diags;             /* not stored for lack of memory, still counted */
     yaml_node_t **route_upstreams; /* per route: its `upstream:` value, resolved last */
     yaml_node_t **route_jwts;      /* per route: its `jwt:` value, resolved last */
+    yaml_node_t **route_limits;    /* per route: its `rate_limit:` value, resolved last */
 };
 
 /* ---- reporting ---- */
@@ -1264,6 +1265,148 @@ static void parse_jwt_providers(struct loader *ld, const char *key, yaml_node_t 
                        offsetof(struct jwt_conf, name), cfg->n_jwt_providers);
 }
 
+/* ---- rate_limits ---- */
+
+static void rl_key(struct loader *ld, const char *key, yaml_node_t *value, void *field)
+{
+    struct ratelimit_conf *r = field;
+    const char *s = expect_string(ld, key, value);
+
+    if (!s) return;
+    if (!strcmp(s, "ip")) {
+        r->key = RL_KEY_IP;
+    } else if (!strcmp(s, "route")) {
+        r->key = RL_KEY_ROUTE;
+    } else if (!strncmp(s, "jwt.", 4) && s[4]) {
+        r->key = RL_KEY_JWT_CLAIM;
+        r->key_arg = copy_string(ld, value, s + 4);
+    } else if (!strncmp(s, "header:", 7) && s[7] && !strpbrk(s + 7, " :\t")) {
+        r->key = RL_KEY_HEADER;
+        r->key_arg = copy_string(ld, value, s + 7);
+    } else {
+        report(ld, value, "unknown rate-limit key '%.80s' (expected ip, jwt.<claim>, "
+                          "header:<Name> or route)", s);
+    }
+}
+
+static void rl_rate(struct loader *ld, const char *key, yaml_node_t *value, void *field)
+{
+    const char *s = expect_string(ld, key, value);
+
+    if (s && rate_parse(s, (double *)field) < 0)
+        report(ld, value, "'%s': invalid rate '%.80s' (expected e.g. 100/s, 6000/m, 50000/h)",
+               key, s);
+}
+
+static void rl_burst(struct loader *ld, const char *key, yaml_node_t *value, void *field)
+{
+    uint64_t n;
+
+    if (!expect_uint(ld, key, value, 1000000000, &n)) return;
+    if (n == 0)
+        report(ld, value, "'%s' must be at least 1", key);
+    else
+        *(uint64_t *)field = n;
+}
+
+static void rl_backend(struct loader *ld, const char *key, yaml_node_t *value, void *field)
+{
+    const char *s = expect_string(ld, key, value);
+
+    (void)field;
+    if (!s || !strcmp(s, "local")) return;
+    if (!strcmp(s, "redis"))
+        report(ld, value, "backend 'redis' is not supported by this build yet");
+    else
+        report(ld, value, "unknown backend '%.80s' (expected local or redis)", s);
+}
+
+static void rl_on_redis_error(struct loader *ld, const char *key, yaml_node_t *value,
+                              void *field)
+{
+    const char *s = expect_string(ld, key, value);
+
+    (void)field;
+    if (s && strcmp(s, "local") && strcmp(s, "allow") && strcmp(s, "deny"))
+        report(ld, value, "unknown on_redis_error '%.80s' (expected local, allow or deny)", s);
+}
+
+static const struct key_rule ratelimit_rules[] = {
+    REQUIRED("name", set_name, struct ratelimit_conf, name),
+    WHOLE_REQUIRED("key", rl_key),
+    REQUIRED("rate", rl_rate, struct ratelimit_conf, rate),
+    KEY("burst", rl_burst, struct ratelimit_conf, burst),
+    WHOLE("backend", rl_backend),
+    WHOLE("on_redis_error", rl_on_redis_error),
+    END_RULES,
+};
+
+static void parse_rate_limits(struct loader *ld, const char *key, yaml_node_t *value,
+                              void *field)
+{
+    struct config *cfg = field;
+    char name[48];
+
+    cfg->rate_limits = alloc_items(ld, key, value, sizeof *cfg->rate_limits, &cfg->n_rate_limits);
+    for (size_t i = 0; i < cfg->n_rate_limits; i++) {
+        struct ratelimit_conf *r = &cfg->rate_limits[i];
+        snprintf(name, sizeof name, "%s[%zu]", key, i);
+        parse_section(ld, name, item_at(ld, value, i), "rate limit", ratelimit_rules, r);
+        if (!r->burst) /* one second's worth, at least one */
+            r->burst = r->rate >= 1 ? (uint64_t)r->rate : 1;
+        if (r->rate > 0 && bucket_params_init(&r->bucket, r->rate, r->burst) < 0)
+            report(ld, item_at(ld, value, i), "rate limit: rate must be between 1/h and %g/s",
+                   (double)BUCKET_RATE_MAX);
+    }
+    check_unique_names(ld, value, "rate limit", cfg->rate_limits, sizeof *cfg->rate_limits,
+                       offsetof(struct ratelimit_conf, name), cfg->n_rate_limits);
+}
+
+/* `rate_limit: name` or `rate_limit: [name, ...]`; checked once all
+ * policies are known (resolve_rate_limits). */
+static void check_rate_limit_ref(struct loader *ld, const char *key, yaml_node_t *value,
+                                 void *field)
+{
+    (void)field;
+    if (value->type == YAML_SEQUENCE_NODE) {
+        if (items_count(value) > ROUTE_MAX_RATE_LIMITS)
+            report(ld, value, "'%s' takes at most %d policies", key, ROUTE_MAX_RATE_LIMITS);
+        for (size_t i = 0; i < items_count(value); i++)
+            expect_string(ld, key, item_at(ld, value, i));
+    } else {
+        expect_string(ld, key, value);
+    }
+}
+
+static void resolve_rate_limit(struct loader *ld, struct route_conf *r, yaml_node_t *ref)
+{
+    const struct config *cfg = ld->cfg;
+    const char *name;
+
+    if (ref->type != YAML_SCALAR_NODE || is_null(ref) || r->n_rate_limits == ROUTE_MAX_RATE_LIMITS)
+        return;
+    name = scalar_text(ref);
+    for (size_t j = 0; j < cfg->n_rate_limits; j++) {
+        const struct ratelimit_conf *p = &cfg->rate_limits[j];
+        if (!p->name || strcmp(p->name, name)) continue;
+        if (p->key == RL_KEY_JWT_CLAIM && !r->jwt)
+            report(ld, ref, "rate limit '%s' is keyed by a JWT claim: the route needs 'jwt'",
+                   name);
+        r->rate_limits[r->n_rate_limits++] = p;
+        return;
+    }
+    report(ld, ref, "unknown rate limit '%.80s'", name);
+}
+
+static void resolve_rate_limits(struct loader *ld, struct route_conf *r, yaml_node_t *value)
+{
+    if (value->type == YAML_SEQUENCE_NODE)
+        for (size_t i = 0; i < items_count(value); i++)
+            resolve_rate_limit(ld, r, item_at(ld, value, i));
+    else
+        resolve_rate_limit(ld, r, value);
+}
+
 /* ---- routes: match ---- */
 
 static bool valid_host(const char *h)
@@ -1414,7 +1557,7 @@ static const struct key_rule route_rules[] = {
     WHOLE("jwt", check_upstream_ref), /* a name too, resolved like it */
     WHOLE("static", parse_static),
     KEY("websocket", set_bool, struct route_conf, websocket),
-    RESERVED("rate_limit"),
+    WHOLE("rate_limit", check_rate_limit_ref),
     RESERVED("schema"),
     RESERVED("cache"),
     END_RULES,
@@ -1438,6 +1581,7 @@ static void parse_route(struct loader *ld, const char *name, yaml_node_t *item, 
         ld->route_upstreams[index] = upstream;
     yaml_node_t *jwt = find_value(ld, item, "jwt");
     if (jwt && jwt->type == YAML_SCALAR_NODE && !is_null(jwt)) ld->route_jwts[index] = jwt;
+    ld->route_limits[index] = find_value(ld, item, "rate_limit");
 }
 
 static void parse_routes(struct loader *ld, const char *key, yaml_node_t *value, void *field)
@@ -1448,7 +1592,8 @@ static void parse_routes(struct loader *ld, const char *key, yaml_node_t *value,
     cfg->routes = alloc_items(ld, key, value, sizeof *cfg->routes, &cfg->n_routes);
     ld->route_upstreams = alloc_array(ld, value, cfg->n_routes, sizeof *ld->route_upstreams);
     ld->route_jwts = alloc_array(ld, value, cfg->n_routes, sizeof *ld->route_jwts);
-    if (!ld->route_upstreams || !ld->route_jwts) return;
+    ld->route_limits = alloc_array(ld, value, cfg->n_routes, sizeof *ld->route_limits);
+    if (!ld->route_upstreams || !ld->route_jwts || !ld->route_limits) return;
     for (size_t i = 0; i < cfg->n_routes; i++) {
         snprintf(name, sizeof name, "%s[%zu]", key, i);
         parse_route(ld, name, item_at(ld, value, i), i);
@@ -1470,7 +1615,7 @@ static const struct key_rule top_rules[] = {
     WHOLE("routes", parse_routes),
     RESERVED("redis"),
     WHOLE("jwt_providers", parse_jwt_providers),
-    RESERVED("rate_limits"),
+    WHOLE("rate_limits", parse_rate_limits),
     RESERVED("schemas"),
     RESERVED("cache"),
     END_RULES,
@@ -1497,6 +1642,8 @@ static void resolve_upstreams(struct loader *ld)
         if (!cfg->routes[i].jwt)
             report(ld, ref, "unknown jwt provider '%.80s'", scalar_text(ref));
     }
+    for (size_t i = 0; ld->route_limits && i < cfg->n_routes; i++)
+        if (ld->route_limits[i]) resolve_rate_limits(ld, &cfg->routes[i], ld->route_limits[i]);
 }
 
 static void check_admin_address(struct loader *ld, yaml_node_t *root)
@@ -1617,6 +1764,7 @@ static void free_loader(struct loader *ld)
     free(ld->diags);
     free(ld->route_upstreams);
     free(ld->route_jwts);
+    free(ld->route_limits);
     free(ld->base_dir);
 }
 
@@ -1728,6 +1876,11 @@ void config_free(struct config *cfg)
         free(j->token_cookie);
     }
     free(cfg->jwt_providers);
+    for (size_t i = 0; i < cfg->n_rate_limits; i++) {
+        free(cfg->rate_limits[i].name);
+        free(cfg->rate_limits[i].key_arg);
+    }
+    free(cfg->rate_limits);
     free(cfg->listeners);
     free(cfg->upstreams);
     free(cfg->routes);

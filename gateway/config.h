@@ -11,6 +11,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "bucket.h"
+
 #define CONFIG_MAX_ERRORS 64
 
 struct config_errors {
@@ -104,6 +106,20 @@ struct jwt_conf {
     unsigned metrics_id;
 };
 
+enum ratelimit_key { RL_KEY_IP, RL_KEY_JWT_CLAIM, RL_KEY_HEADER, RL_KEY_ROUTE };
+
+struct ratelimit_conf {
+    char *name;
+    enum ratelimit_key key;
+    char *key_arg;      /* the claim or header name */
+    double rate;        /* tokens per second */
+    uint64_t burst;     /* bucket size */
+    struct bucket_params bucket; /* rate and burst, ready for the arithmetic */
+    unsigned metrics_id; /* also the bucket table's policy id */
+};
+
+#define ROUTE_MAX_RATE_LIMITS 8
+
 #define METHOD_BIT(m) (1u << (m)) /* m: enum http_method */
 
 struct route_conf {
@@ -116,6 +132,8 @@ struct route_conf {
     int static_root_fd; /* O_PATH descriptor of static_root (valid when it is set) */
     bool websocket;
     const struct jwt_conf *jwt; /* NULL: no token needed */
+    const struct ratelimit_conf *rate_limits[ROUTE_MAX_RATE_LIMITS];
+    size_t n_rate_limits;
     char *name;         /* metrics label: "name:" key, else "route<N>" */
     unsigned metrics_id;
 };
@@ -140,6 +158,8 @@ struct config {
     size_t n_routes;
     struct jwt_conf *jwt_providers;
     size_t n_jwt_providers;
+    struct ratelimit_conf *rate_limits;
+    size_t n_rate_limits;
 };
 
 static inline bool sockaddr_equal(const struct sockaddr_any *a, const struct sockaddr_any *b)

@@ -298,7 +298,15 @@ void conn_respond_error_with(struct conn *c, int status, const char *message,
                              const char *extra_headers)
 {
     size_t room = buf_reserve(&c->out, &c->w->pool, 2048, BUF_BLOCK * 4);
-    size_t n;
+    char headers[512];
+    size_t n = extra_headers ? strlen(extra_headers) : 0;
+
+    if (n < sizeof(headers)) { /* plus the exchange's own (RateLimit-*) */
+        memcpy(headers, extra_headers ? extra_headers : "", n);
+        n += conn_extra_headers(c, headers + n, sizeof(headers) - n - 1);
+        headers[n] = '\0';
+        extra_headers = headers;
+    }
 
     c->state = CS_RESPOND;
     c->status = status;
@@ -330,6 +338,7 @@ static void exchange_reset(struct conn *c)
     memset(&c->req_body, 0, sizeof(c->req_body));
     c->req_body.done = true;
     memset(&c->resp_body, 0, sizeof(c->resp_body));
+    memset(&c->rl, 0, sizeof(c->rl));
     c->consume_after_send = 0;
 }
 
@@ -511,6 +520,7 @@ static int static_head(struct conn *c, const struct stat *st, char *head, size_t
         n += snprintf(head + n, cap - (size_t)n, "Content-Range: bytes %llu-%llu/%lld\r\n",
                       (unsigned long long)first, (unsigned long long)last,
                       (long long)st->st_size);
+    n += (int)conn_extra_headers(c, head + n, cap - (size_t)n - 64);
     n += snprintf(head + n, cap - (size_t)n, "%s\r\n", conn_hdr);
     if (c->file_head_only)
         c->file_end = c->file_off;
@@ -644,10 +654,25 @@ static bool authenticated(struct conn *c, const struct http_request *req, char *
     return false;
 }
 
+size_t conn_extra_headers(const struct conn *c, char *out, size_t cap)
+{
+    return ratelimit_headers(&c->rl, out, cap);
+}
+
+static void answer_rate_limited(struct conn *c)
+{
+    char message[160];
+
+    metrics_ratelimit_rejected(c->w->metrics, c->rl.denied_by->metrics_id);
+    snprintf(message, sizeof(message), "rate limit '%s' exceeded", c->rl.denied_by->name);
+    conn_respond_error(c, 429, message); /* RateLimit-* and Retry-After added there */
+}
+
 static void route_request(struct conn *c, const struct http_request *req)
 {
     const struct limits_conf *lim = &c->w->cfg->limits;
     char up_headers[1024]; /* forwarded claims: used before this returns */
+    uint64_t now_us = clock_us();
 
     if (req->method_id == HTTP_CONNECT) {
         conn_respond_error(c, 405, "CONNECT is not enabled on this gateway");
@@ -662,8 +687,14 @@ static void route_request(struct conn *c, const struct http_request *req)
         conn_respond_error(c, 404, "no route matches this request");
         return;
     }
-    if (!authenticated(c, req, up_headers, sizeof(up_headers)))
+    if (!ratelimit_check(c->route, RATELIMIT_BEFORE_AUTH, req, c->peer_ip, NULL, now_us, &c->rl) ||
+        !authenticated(c, req, up_headers, sizeof(up_headers)) ||
+        !ratelimit_check(c->route, RATELIMIT_AFTER_AUTH, req, c->peer_ip, &c->claims, now_us,
+                         &c->rl)) {
+        if (c->rl.denied_by)
+            answer_rate_limited(c);
         return;
+    }
     if (c->route->websocket && wants_websocket(req)) {
         int status = websocket_handshake_check(req);
 

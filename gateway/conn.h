@@ -14,6 +14,7 @@
 #include "config.h"
 #include "http1.h"
 #include "jwt.h"
+#include "ratelimit.h"
 struct tls_conn;
 #include "timer.h"
 #include "worker.h"
@@ -88,6 +89,7 @@ struct conn {
     bool expect_continue;
     bool upgrade;     /* a WebSocket handshake forwarded on a websocket route */
     struct jwt_claims claims;  /* of the verified token, until the next one */
+    struct ratelimit_verdict rl; /* RateLimit-* headers for the answer */
     const char *up_headers;    /* extra header lines for upstream: only while the */
     size_t up_headers_len;     /* head is being routed (they live on its stack) */
     bool tunnel_slot; /* holds one of the listener's max_tunnels */
@@ -158,6 +160,8 @@ void conn_respond_error(struct conn *c, int status, const char *message);
 void conn_respond_error_with(struct conn *c, int status, const char *message,
                              const char *extra_headers);
 void conn_exchange_done(struct conn *c);
+/* Header lines every answer of this exchange carries (RateLimit-*). */
+size_t conn_extra_headers(const struct conn *c, char *out, size_t cap);
 /* Counts the exchange in the metrics and the access log (once). */
 void conn_exchange_account(struct conn *c);
 /* Graceful drain: close the connection if it sits idle between requests. */

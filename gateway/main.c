@@ -14,11 +14,13 @@
 #include "health.h"
 #include "log.h"
 #include "metrics.h"
+#include "ratelimit.h"
 #include "reload.h"
 #include "version.h"
 #include "worker.h"
 
 #define DEFAULT_CONFIG "/etc/ringgate/ringgate.yaml"
+#define RATELIMIT_MEMORY (64u << 20) /* the local bucket table, all policies */
 
 static void usage(FILE *to)
 {
@@ -66,8 +68,15 @@ static int run(const char *path, struct config *cfg)
         config_free(cfg);
         return 1;
     }
+    if (ratelimit_init(RATELIMIT_MEMORY) < 0) {
+        log_error("cannot start: out of memory for the rate-limit table");
+        free(workers);
+        config_free(cfg);
+        return 1;
+    }
     if (access_log_open(cfg->access_log) < 0) {
         log_error("cannot start: access log %s: %s", cfg->access_log, strerror(errno));
+        ratelimit_shutdown();
         free(workers);
         config_free(cfg);
         return 1;
@@ -125,6 +134,7 @@ static int run(const char *path, struct config *cfg)
         worker_join(&workers[i]);
     admin_stop();
     health_stop();
+    ratelimit_shutdown();
     reload_free_all(workers, started);
     for (unsigned i = 0; i < started; i++)
         worker_destroy(&workers[i]);

@@ -35,6 +35,7 @@ static struct registry route_ids = {.count = 1, .max = METRICS_MAX_ROUTES}; /* 0
 static struct registry upstream_ids = {.max = METRICS_MAX_UPSTREAMS};
 static struct registry endpoint_ids = {.max = METRICS_MAX_ENDPOINTS}; /* "upstream endpoint" */
 static struct registry provider_ids = {.max = METRICS_MAX_PROVIDERS};
+static struct registry policy_ids = {.max = METRICS_MAX_POLICIES};
 
 static unsigned id_of(struct registry *r, const char *name)
 {
@@ -56,6 +57,8 @@ void metrics_register(struct config *cfg)
         cfg->listeners[i].metrics_id = id_of(&listener_ids, cfg->listeners[i].name);
     for (size_t i = 0; i < cfg->n_routes; i++)
         cfg->routes[i].metrics_id = id_of(&route_ids, cfg->routes[i].name);
+    for (size_t i = 0; i < cfg->n_rate_limits; i++)
+        cfg->rate_limits[i].metrics_id = id_of(&policy_ids, cfg->rate_limits[i].name);
     for (size_t i = 0; i < cfg->n_jwt_providers; i++)
         cfg->jwt_providers[i].metrics_id = id_of(&provider_ids, cfg->jwt_providers[i].name);
     for (size_t i = 0; i < cfg->n_upstreams; i++) {
@@ -116,6 +119,11 @@ void metrics_upstream(struct worker_metrics *m, const struct upstream_conf *u, u
     counter_add(&m->upstream_requests[u->endpoints[endpoint].metrics_id][outcome], 1);
     if (outcome == OUTCOME_SUCCESS || outcome == OUTCOME_HTTP_5XX)
         observe(&m->up_latency[u->metrics_id], duration_us);
+}
+
+void metrics_ratelimit_rejected(struct worker_metrics *m, unsigned policy_id)
+{
+    counter_add(&m->ratelimit_rejected[policy_id], 1);
 }
 
 void metrics_jwt_rejected(struct worker_metrics *m, unsigned provider_id, int reason)
@@ -384,6 +392,24 @@ static void render_jwt(struct out *o, struct worker_metrics *const *w, size_t n)
         }
 }
 
+static void render_ratelimit(struct out *o, struct worker_metrics *const *w, size_t n)
+{
+    emit(o, "# HELP ringgate_ratelimit_rejected_total Requests refused with 429, by policy.\n"
+            "# TYPE ringgate_ratelimit_rejected_total counter\n");
+    for (unsigned p = 0; p < policy_ids.count; p++) {
+        uint64_t sum = 0;
+        for (size_t i = 0; i < n; i++)
+            sum += get(&w[i]->ratelimit_rejected[p]);
+        emit(o, "ringgate_ratelimit_rejected_total{policy=\"%s\"} %llu\n", policy_ids.names[p],
+             (unsigned long long)sum);
+    }
+    emit(o, "# HELP ringgate_ratelimit_backend_errors_total Shared-backend (Redis) failures, by "
+            "policy.\n# TYPE ringgate_ratelimit_backend_errors_total counter\n");
+    for (unsigned p = 0; p < policy_ids.count; p++)
+        emit(o, "ringgate_ratelimit_backend_errors_total{policy=\"%s\"} 0\n",
+             policy_ids.names[p]);
+}
+
 char *metrics_render(struct worker_metrics *const *workers, size_t n_workers, size_t *len)
 {
     struct out o = {.p = malloc(65536), .cap = 65536};
@@ -405,6 +431,7 @@ char *metrics_render(struct worker_metrics *const *workers, size_t n_workers, si
          (unsigned long long)get(&metrics_reloads_failed));
     pthread_mutex_lock(&registry_lock);
     render_jwt(&o, workers, n_workers);
+    render_ratelimit(&o, workers, n_workers);
     render_requests(&o, workers, n_workers);
     render_upstreams(&o, workers, n_workers);
     pthread_mutex_unlock(&registry_lock);

@@ -477,7 +477,7 @@ static bool build_response_head(struct conn *c, const struct http_response *resp
 {
     struct buf_pool *pool = &c->w->pool;
     struct buf *out = &c->out;
-    char line[160];
+    char line[512];
     bool ok = true;
     int n;
 
@@ -507,6 +507,8 @@ static bool build_response_head(struct conn *c, const struct http_response *resp
         n += snprintf(line + n, sizeof(line) - (size_t)n, "Connection: close\r\n");
     else if (resp->status >= 200 && c->minor_version == 0)
         n += snprintf(line + n, sizeof(line) - (size_t)n, "Connection: keep-alive\r\n");
+    if (resp->status >= 200)
+        n += (int)conn_extra_headers(c, line + n, sizeof(line) - (size_t)n - 3);
     n += snprintf(line + n, sizeof(line) - (size_t)n, "\r\n");
     ok &= put(out, pool, line, (size_t)n);
     return ok;

@@ -298,8 +298,8 @@ static void test_reserved_keys(void)
                       "    schema: order\n"
                       "    cache: true\n");
     CHECK_INT(errors.count, 4);
-    CHECK_ERROR(0, "t.yaml:5:5: 'jwt' is not supported by this build yet");
-    CHECK_ERROR(1, "t.yaml:6:5: 'rate_limit' is not supported by this build yet");
+    CHECK_ERROR(0, "t.yaml:5:10: unknown jwt provider 'main'");
+    CHECK_ERROR(1, "t.yaml:6:17: unknown rate limit 'per_user'");
     CHECK_ERROR(2, "t.yaml:7:5: 'schema' is not supported by this build yet");
     CHECK_ERROR(3, "t.yaml:8:5: 'cache' is not supported by this build yet");
 
@@ -308,9 +308,10 @@ static void test_reserved_keys(void)
                       "rate_limits: []\n"
                       "schemas: []\n"
                       "cache: {memory: 1MiB}\n");
-    CHECK_INT(errors.count, 5);
+    CHECK_INT(errors.count, 3);
     CHECK_ERROR(0, "t.yaml:2:1: 'redis' is not supported by this build yet");
-    CHECK_ERROR(4, "t.yaml:6:1: 'cache' is not supported by this build yet");
+    CHECK_ERROR(1, "t.yaml:5:1: 'schemas' is not supported by this build yet");
+    CHECK_ERROR(2, "t.yaml:6:1: 'cache' is not supported by this build yet");
 
     load_bad("listeners:\n"
              "  - listen: 127.0.0.1:8443\n"
@@ -376,6 +377,51 @@ static void test_resilience_sections(void)
     CHECK_ERROR(1, "t.yaml:6:26: 'path' must be a path starting with '/'");
     CHECK_ERROR(2, "t.yaml:6:41: 'healthy' must be at least 1");
     CHECK_ERROR(3, "t.yaml:7:33: 'open_for' must be greater than 0");
+}
+
+static void test_rate_limits(void)
+{
+    struct config *cfg;
+
+    cfg = load(LISTENER "rate_limits:\n"
+                        "  - {name: a, key: ip, rate: 100/s, burst: 200}\n"
+                        "  - {name: b, key: \"header:X-Api-Key\", rate: 6000/m}\n"
+                        "  - {name: c, key: jwt.sub, rate: 1/h}\n"
+                        "  - {name: d, key: route, rate: 2/s}\n"
+                        "jwt_providers: [{name: j, secret: c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA}]\n"
+                        "upstreams: [{name: u, endpoints: [127.0.0.1:1]}]\n"
+                        "routes: [{upstream: u, jwt: j, rate_limit: [a, c]}, {upstream: u, rate_limit: b}]\n");
+    CHECK(cfg != NULL);
+    if (!cfg) {
+        fprintf(stderr, "%s\n", error_line(0));
+        return;
+    }
+    CHECK_INT(cfg->n_rate_limits, 4);
+    CHECK_INT(cfg->rate_limits[0].key, RL_KEY_IP);
+    CHECK_INT(cfg->rate_limits[0].burst, 200);
+    CHECK_INT(cfg->rate_limits[1].key, RL_KEY_HEADER);
+    CHECK_STR(cfg->rate_limits[1].key_arg, "X-Api-Key");
+    CHECK_INT(cfg->rate_limits[1].burst, 100); /* one second's worth */
+    CHECK_INT(cfg->rate_limits[2].key, RL_KEY_JWT_CLAIM);
+    CHECK_STR(cfg->rate_limits[2].key_arg, "sub");
+    CHECK_INT(cfg->rate_limits[2].burst, 1);
+    CHECK_INT(cfg->rate_limits[3].key, RL_KEY_ROUTE);
+    CHECK_INT(cfg->routes[0].n_rate_limits, 2);
+    CHECK(cfg->routes[0].rate_limits[1] == &cfg->rate_limits[2]);
+    CHECK(cfg->routes[0].jwt == &cfg->jwt_providers[0]);
+    CHECK(cfg->routes[1].rate_limits[0] == &cfg->rate_limits[1]);
+    config_free(cfg);
+
+    load_bad(LISTENER "rate_limits:\n"
+                      "  - {name: a, key: cookie, rate: 1/s}\n"
+                      "  - {name: b, key: jwt.sub, rate: fast}\n"
+                      "upstreams: [{name: u, endpoints: [127.0.0.1:1]}]\n"
+                      "routes: [{upstream: u, rate_limit: [b, zz]}]\n");
+    CHECK_INT(errors.count, 4);
+    CHECK_ERROR(0, "t.yaml:3:20: unknown rate-limit key 'cookie'");
+    CHECK_ERROR(1, "t.yaml:4:35: 'rate': invalid rate 'fast'");
+    CHECK_ERROR(2, "t.yaml:6:37: rate limit 'b' is keyed by a JWT claim: the route needs 'jwt'");
+    CHECK_ERROR(3, "t.yaml:6:40: unknown rate limit 'zz'");
 }
 
 static void test_wrong_types(void)
@@ -713,7 +759,7 @@ static void test_many_errors(void)
     CHECK_ERROR(5, "t.yaml:10:5: unknown upstream key 'colour'");
     CHECK_ERROR(6, "t.yaml:12:15: unknown upstream 'ipa'");
     CHECK_ERROR(7, "t.yaml:13:20: static root '/nonexistent/ringgate': No such file");
-    CHECK_ERROR(8, "t.yaml:14:5: 'jwt' is not supported by this build yet");
+    CHECK_ERROR(8, "t.yaml:14:10: unknown jwt provider 'main'");
 
     /* More than CONFIG_MAX_ERRORS: all counted, the first ones kept. */
     char yaml[8192] = LISTENER;
@@ -791,6 +837,7 @@ int main(void)
     RUN(test_unknown_keys);
     RUN(test_reserved_keys);
     RUN(test_resilience_sections);
+    RUN(test_rate_limits);
     RUN(test_wrong_types);
     RUN(test_bad_duration);
     RUN(test_bad_size);
