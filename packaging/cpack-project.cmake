@@ -24,6 +24,6 @@ if(CPACK_GENERATOR STREQUAL "DEB")
   else()
     set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS OFF)
     set(CPACK_DEBIAN_PACKAGE_DEPENDS
-        "adduser, libc6 (>= 2.34), liburing2 (>= 2.3), libyaml-0-2, ${_ringgate_tls_dep}")
+        "adduser, libc6 (>= 2.34), liburing2 (>= 2.3), libyaml-0-2, libpcre2-8-0, ${_ringgate_tls_dep}")
   endif()
 endif()

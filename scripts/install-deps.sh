@@ -5,7 +5,7 @@
 #   scripts/install-deps.sh package build packages plus what CPack needs (deb, rpm)
 set -eu
 
-BUILD_PKGS="build-essential cmake pkg-config liburing-dev libyaml-dev libhiredis-dev android-libboringssl-dev libssl-dev"
+BUILD_PKGS="build-essential cmake pkg-config liburing-dev libyaml-dev libpcre2-dev libhiredis-dev android-libboringssl-dev libssl-dev"
 TEST_PKGS="python3 python3-pytest python3-pytest-timeout python3-requests python3-jwt python3-cryptography python3-websockets python3-prometheus-client clang libclang-rt-14-dev curl openssl redis-server nginx-light haproxy wrk rpm file dpkg-dev"
 PACKAGE_PKGS="rpm file dpkg-dev"
 
