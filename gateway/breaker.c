@@ -39,7 +39,9 @@ int breaker_success(struct breaker *b)
     int state = atomic_load(&b->state);
 
     atomic_store(&b->failures, 0);
-    if (state == BREAKER_CLOSED)
+    /* Only a probe closes it: a success of a request sent before it opened
+     * says nothing about the endpoint now. */
+    if (state != BREAKER_HALF_OPEN)
         return -1;
     atomic_store(&b->trips, 0);
     atomic_store(&b->probes, 0);

@@ -582,12 +582,19 @@ static void parse_access_log(struct loader *ld, const char *key, yaml_node_t *va
 
 /* ---- limits ---- */
 
+static void set_connection_cap(struct loader *ld, const char *key, yaml_node_t *value,
+                               void *field)
+{
+    expect_uint(ld, key, value, 1u << 30, (uint64_t *)field);
+}
+
 static const struct key_rule limits_rules[] = {
     KEY("max_header_bytes", set_nonzero_size, struct limits_conf, max_header_bytes),
     KEY("max_body_bytes", set_size, struct limits_conf, max_body_bytes),
     KEY("header_timeout", set_timeout, struct limits_conf, header_timeout),
     KEY("idle_timeout", set_timeout, struct limits_conf, idle_timeout),
     KEY("tunnel_idle_timeout", set_timeout, struct limits_conf, tunnel_idle_timeout),
+    KEY("max_connections", set_connection_cap, struct limits_conf, max_connections),
     END_RULES,
 };
 
@@ -675,7 +682,7 @@ static void parse_listen(struct loader *ld, const char *key, yaml_node_t *value,
     parse_address_at(ld, value, s, &l->addr);
 }
 
-static void set_max_tunnels(struct loader *ld, const char *key, yaml_node_t *value, void *field)
+static void set_listener_cap(struct loader *ld, const char *key, yaml_node_t *value, void *field)
 {
     uint64_t n;
 
@@ -832,7 +839,8 @@ static void parse_tls(struct loader *ld, const char *key, yaml_node_t *value, vo
 static const struct key_rule listener_rules[] = {
     KEY("name", set_name, struct listener_conf, name),
     WHOLE_REQUIRED("listen", parse_listen),
-    KEY("max_tunnels", set_max_tunnels, struct listener_conf, max_tunnels),
+    KEY("max_tunnels", set_listener_cap, struct listener_conf, max_tunnels),
+    KEY("max_connections", set_listener_cap, struct listener_conf, max_connections),
     WHOLE("tls", parse_tls),
     END_RULES,
 };

@@ -31,6 +31,7 @@ struct limits_conf {
     uint64_t header_timeout;   /* ms, default 10s */
     uint64_t idle_timeout;     /* ms, default 60s */
     uint64_t tunnel_idle_timeout; /* ms, default 1h: WebSocket tunnels */
+    uint64_t max_connections;     /* client connections, all listeners; 0: no cap */
 };
 
 struct listener_conf {
@@ -38,6 +39,7 @@ struct listener_conf {
     unsigned metrics_id; /* set by metrics_register() */
     char *listen; /* as written, e.g. "0.0.0.0:8080" */
     unsigned max_tunnels; /* concurrent WebSocket tunnels, all workers; 0: no cap */
+    unsigned max_connections; /* client connections, all workers; 0: no cap */
     struct tls_context *tls; /* NULL: plain TCP */
     struct sockaddr_any addr;
 };

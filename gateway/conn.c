@@ -6,6 +6,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <netinet/in.h>
@@ -89,12 +90,41 @@ static size_t head_limit(const struct conn *c)
     return c->w->cfg->limits.max_header_bytes + BUF_BLOCK;
 }
 
+/* Client connections open, per listener (by metrics id) and in all; taken
+ * once per connection, not per request. */
+static atomic_uint open_per_listener[METRICS_MAX_LISTENERS];
+static atomic_uint open_in_all;
+
+/* Over a cap, a connection is closed at once: refused cleanly and counted,
+ * before it costs a buffer or a request. */
+static bool admit(struct worker *w, const struct listener_conf *l)
+{
+    unsigned per = atomic_fetch_add(&open_per_listener[l->metrics_id], 1);
+    unsigned all = atomic_fetch_add(&open_in_all, 1);
+
+    if ((l->max_connections && per >= l->max_connections) ||
+        (w->cfg->limits.max_connections && all >= w->cfg->limits.max_connections)) {
+        atomic_fetch_sub(&open_per_listener[l->metrics_id], 1);
+        atomic_fetch_sub(&open_in_all, 1);
+        counter_add(&w->metrics->conns_refused[l->metrics_id], 1);
+        return false;
+    }
+    return true;
+}
+
 void conn_accept(struct worker *w, struct listen_socket *ls, int fd)
 {
-    struct conn *c = aligned_alloc(16, sizeof(*c));
+    struct conn *c;
     int one = 1;
 
+    if (!admit(w, ls->conf)) {
+        close(fd);
+        return;
+    }
+    c = aligned_alloc(16, sizeof(*c));
     if (!c) {
+        atomic_fetch_sub(&open_per_listener[ls->conf->metrics_id], 1);
+        atomic_fetch_sub(&open_in_all, 1);
         close(fd);
         return;
     }
@@ -197,6 +227,8 @@ static void conn_free(struct conn *c)
     if (c->state == CS_TUNNEL)
         metrics_tunnel_closed(w->metrics, c->listener_id);
     metrics_conn_closed(w->metrics, c->listener_id);
+    atomic_fetch_sub(&open_per_listener[c->listener_id], 1);
+    atomic_fetch_sub(&open_in_all, 1);
     if (c->prev)
         c->prev->next = c->next;
     else

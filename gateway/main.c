@@ -1,6 +1,7 @@
 /* ringgate: command line, start-up, signals. The main thread loads the
  * configuration, starts the workers and then only waits for signals. */
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,6 +60,7 @@ static int run(const char *path, struct config *cfg)
     char err[256];
     sigset_t signals;
     struct timespec tick = {.tv_sec = 1};
+    unsigned ticks = 0;
     int sig, status = 0;
 
     raise_fd_limit();
@@ -117,6 +119,8 @@ static int run(const char *path, struct config *cfg)
     while (status == 0) {
         sig = sigtimedwait(&signals, NULL, &tick);
         reload_collect(workers, started);
+        if (++ticks % 10 == 0)
+            malloc_trim(0); /* memory freed after a burst goes back to the system */
         if (sig < 0)
             continue;
         if (sig == SIGTERM || sig == SIGINT) {

@@ -292,6 +292,15 @@ static void render_requests(struct out *o, struct worker_metrics *const *w, size
         emit(o, "ringgate_connections_active{listener=\"%s\"} %lld\n", listener_ids.names[l],
              (long long)(opened - closed));
     }
+    emit(o, "# HELP ringgate_connections_refused_total Connections closed at accept: over "
+            "max_connections.\n# TYPE ringgate_connections_refused_total counter\n");
+    for (unsigned l = 0; l < listener_ids.count; l++) {
+        uint64_t sum = 0;
+        for (size_t i = 0; i < n; i++)
+            sum += get(&w[i]->conns_refused[l]);
+        emit(o, "ringgate_connections_refused_total{listener=\"%s\"} %llu\n",
+             listener_ids.names[l], (unsigned long long)sum);
+    }
     emit(o, "# HELP ringgate_tunnels_active WebSocket (upgraded) tunnels open now.\n"
             "# TYPE ringgate_tunnels_active gauge\n");
     for (unsigned l = 0; l < listener_ids.count; l++) {

@@ -62,6 +62,7 @@ struct worker_metrics {
     struct histogram req_latency[METRICS_MAX_ROUTES];
     counter_t conns_opened[METRICS_MAX_LISTENERS];
     counter_t conns_closed[METRICS_MAX_LISTENERS];
+    counter_t conns_refused[METRICS_MAX_LISTENERS]; /* over max_connections */
     counter_t tunnels_opened[METRICS_MAX_LISTENERS];
     counter_t tunnels_closed[METRICS_MAX_LISTENERS];
     counter_t tunnel_bytes[2]; /* enum tunnel_direction */

@@ -560,6 +560,14 @@ static bool switch_protocols(struct conn *c, const struct http_response *resp, s
     return false;
 }
 
+/* The 5xx answers that say the origin is unwell. 501, 505 and the like
+ * answer this request, not the origin's health: counting them would let
+ * a client trip the breaker with odd methods. */
+static bool origin_failing(int status)
+{
+    return status == 500 || status == 502 || status == 503 || status == 504;
+}
+
 /* Parses response heads in c->up->in: 1xx ones are queued for the client,
  * the final one sets the framing. false when more bytes are needed or the
  * exchange has failed. */
@@ -604,7 +612,7 @@ static bool take_response_head(struct conn *c)
             metrics_upstream(c->w->metrics, c->route->upstream, up->ep,
                              resp.status >= 500 ? OUTCOME_HTTP_5XX : OUTCOME_SUCCESS,
                              c->upstream_us);
-            upstream_report(up, resp.status < 500);
+            upstream_report(up, !origin_failing(resp.status));
         }
         if (!build_response_head(c, &resp)) {
             fail(c, 502, "upstream response head too large");

@@ -273,10 +273,12 @@ static void on_accept(struct listen_socket *ls, struct io_uring_cqe *cqe)
             close(cqe->res);
         else
             conn_accept(w, ls, cqe->res);
-    } else if (cqe->res != -ECANCELED) {
+    } else if (cqe->res != -ECANCELED && w->now >= w->accept_log_next) {
+        /* Out of descriptors, typically: the next loop turn retries, and the
+         * log says so once a second at most. */
+        w->accept_log_next = w->now + 1000;
         log_warn("worker %u: accept on %s: %s", w->id, ls->conf->name, strerror(-cqe->res));
     }
-    /* Re-armed on the next loop turn (after EMFILE, that is a pause). */
 }
 
 static void dispatch(struct worker *w, struct io_uring_cqe *cqe)

@@ -81,7 +81,8 @@ struct worker {
     uint64_t rng; /* request ids */
     bool draining;
     uint64_t drain_deadline;
-    uint64_t tls_log_next; /* ms: TLS failures are logged at most once a second */
+    uint64_t tls_log_next;    /* ms: TLS failures are logged at most once a second */
+    uint64_t accept_log_next; /* ms: accept errors too */
     struct worker_metrics *metrics;
     struct access_log access_log;
     struct jwt_cache *jwt_cache; /* verified tokens of this worker */

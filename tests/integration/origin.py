@@ -322,7 +322,7 @@ def endpoint_name(path):
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
-    request_queue_size = 128
+    request_queue_size = 1024
 
     def handle_error(self, request, client_address):
         # A client (the gateway) that goes away mid-answer is normal here.

@@ -74,6 +74,17 @@ static void test_backoff_is_capped(void)
     CHECK(atomic_load(&b.open_until) - now <= 32 * 1000);
 }
 
+static void test_late_success_does_not_close_open_breaker(void)
+{
+    struct breaker b = {0};
+
+    for (int i = 0; i < 3; i++)
+        breaker_failure(&b, &params, 0);
+    CHECK_INT(breaker_success(&b), -1); /* sent before it opened */
+    CHECK_INT(breaker_state(&b), BREAKER_OPEN);
+    CHECK(!breaker_allow(&b, &params, 10));
+}
+
 static void test_zero_failures_never_opens(void)
 {
     struct breaker_params off = {.failures = 0, .open_for = 1000, .half_open_requests = 1};
@@ -91,6 +102,7 @@ int main(void)
     RUN(test_half_open_probe_closes);
     RUN(test_half_open_failure_reopens_with_backoff);
     RUN(test_backoff_is_capped);
+    RUN(test_late_success_does_not_close_open_breaker);
     RUN(test_zero_failures_never_opens);
     return TEST_REPORT();
 }
