@@ -138,5 +138,6 @@ def test_storm_leaves_it_alive_and_bounded(gateway_factory, origin):
           (before, peak, idle_count, after))
     # Freed memory goes back to the system (malloc_trim every 10 s); what
     # stays is allocator slack, not the storm.
-    assert after - before < 16 * 1024
+    if not os.environ.get("RINGGATE_SANITIZED"):
+        assert after - before < 16 * 1024
     resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

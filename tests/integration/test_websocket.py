@@ -263,7 +263,8 @@ def test_many_idle_tunnels_memory(wsgw, ws_origin):
         f.write("%d tunnels: ringgate RSS %d KiB -> %d KiB, %.0f bytes per tunnel\n"
                 % (n, before, during, per_tunnel))
     print("\n%d idle tunnels: %.0f bytes of ringgate memory each" % (n, per_tunnel))
-    assert per_tunnel < 8192, "%.0f bytes per idle tunnel" % per_tunnel
+    if not os.environ.get("RINGGATE_SANITIZED"):
+        assert per_tunnel < 8192, "%.0f bytes per idle tunnel" % per_tunnel
     resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
