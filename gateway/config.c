@@ -28,6 +28,7 @@
 
 #include "http1.h"
 #include "jwt.h"
+#include "schema.h"
 #include "tls.h"
 #include "units.h"
 
@@ -54,6 +55,7 @@ struct loader {
     yaml_node_t **route_upstreams; /* per route: its `upstream:` value, resolved last */
     yaml_node_t **route_jwts;      /* per route: its `jwt:` value, resolved last */
     yaml_node_t **route_limits;    /* per route: its `rate_limit:` value, resolved last */
+    yaml_node_t **route_schemas;   /* per route: its `schema:` value, resolved last */
 };
 
 /* ---- reporting ---- */
@@ -1273,6 +1275,107 @@ static void parse_jwt_providers(struct loader *ld, const char *key, yaml_node_t 
                        offsetof(struct jwt_conf, name), cfg->n_jwt_providers);
 }
 
+/* ---- schemas ---- */
+
+struct schema_section {
+    struct schema_conf *conf;
+    yaml_node_t *file_at;
+    char *file;
+    bool assert_format;
+};
+
+static void schema_set_name(struct loader *ld, const char *key, yaml_node_t *value, void *field)
+{
+    set_name(ld, key, value, &((struct schema_section *)field)->conf->name);
+}
+
+static void schema_set_file(struct loader *ld, const char *key, yaml_node_t *value, void *field)
+{
+    struct schema_section *s = field;
+    const char *path = expect_string(ld, key, value);
+
+    s->file_at = value;
+    if (path) s->file = path_from_config(ld, value, path);
+}
+
+static void schema_set_format(struct loader *ld, const char *key, yaml_node_t *value, void *field)
+{
+    set_bool(ld, key, value, &((struct schema_section *)field)->assert_format);
+}
+
+static const struct key_rule schema_rules[] = {
+    WHOLE_REQUIRED("name", schema_set_name),
+    WHOLE_REQUIRED("file", schema_set_file),
+    WHOLE("assert_format", schema_set_format),
+    END_RULES,
+};
+
+static char *read_whole_file(const char *path, size_t *len, char *err, size_t err_size)
+{
+    FILE *f = fopen(path, "rb");
+    char *text = NULL;
+    long size;
+
+    if (!f) {
+        snprintf(err, err_size, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    if (fseek(f, 0, SEEK_END) == 0 && (size = ftell(f)) >= 0 && size <= (long)MAX_FILE_BYTES &&
+        fseek(f, 0, SEEK_SET) == 0 && (text = malloc((size_t)size + 1)) &&
+        fread(text, 1, (size_t)size, f) == (size_t)size) {
+        text[size] = '\0';
+        *len = (size_t)size;
+    } else {
+        snprintf(err, err_size, "%s: cannot read (or larger than 16 MiB)", path);
+        free(text);
+        text = NULL;
+    }
+    fclose(f);
+    return text;
+}
+
+/* The schema is read and compiled here: an invalid schema, or one using a
+ * keyword this validator does not implement, fails the load. */
+static void compile_schema(struct loader *ld, struct schema_section *s)
+{
+    struct schema_options opts = {.assert_format = s->assert_format};
+    struct schema_error err;
+    char msg[600], *dir, *slash;
+    size_t len;
+    char *text = read_whole_file(s->file, &len, msg, sizeof msg);
+
+    if (!text) {
+        report(ld, s->file_at, "schema '%s': %s", s->conf->name, msg);
+        return;
+    }
+    dir = strdup(s->file);
+    slash = dir ? strrchr(dir, '/') : NULL;
+    if (slash) *slash = '\0';
+    s->conf->compiled = schema_compile_opts(text, len, s->file, dir ? dir : ".", &opts, &err);
+    if (!s->conf->compiled) report(ld, s->file_at, "schema '%s': %s", s->conf->name, err.message);
+    free(dir);
+    free(text);
+}
+
+static void parse_schemas(struct loader *ld, const char *key, yaml_node_t *value, void *field)
+{
+    struct config *cfg = field;
+    char name[48];
+
+    cfg->schemas = alloc_items(ld, key, value, sizeof *cfg->schemas, &cfg->n_schemas);
+    for (size_t i = 0; i < cfg->n_schemas; i++) {
+        struct schema_section s = {.conf = &cfg->schemas[i]};
+
+        snprintf(name, sizeof name, "%s[%zu]", key, i);
+        if (parse_section(ld, name, item_at(ld, value, i), "schema", schema_rules, &s) &&
+            s.file && s.conf->name)
+            compile_schema(ld, &s);
+        free(s.file);
+    }
+    check_unique_names(ld, value, "schema", cfg->schemas, sizeof *cfg->schemas,
+                       offsetof(struct schema_conf, name), cfg->n_schemas);
+}
+
 /* ---- rate_limits ---- */
 
 static void rl_key(struct loader *ld, const char *key, yaml_node_t *value, void *field)
@@ -1566,7 +1669,7 @@ static const struct key_rule route_rules[] = {
     WHOLE("static", parse_static),
     KEY("websocket", set_bool, struct route_conf, websocket),
     WHOLE("rate_limit", check_rate_limit_ref),
-    RESERVED("schema"),
+    WHOLE("schema", check_upstream_ref), /* a name, resolved last */
     RESERVED("cache"),
     END_RULES,
 };
@@ -1590,6 +1693,9 @@ static void parse_route(struct loader *ld, const char *name, yaml_node_t *item, 
     yaml_node_t *jwt = find_value(ld, item, "jwt");
     if (jwt && jwt->type == YAML_SCALAR_NODE && !is_null(jwt)) ld->route_jwts[index] = jwt;
     ld->route_limits[index] = find_value(ld, item, "rate_limit");
+    yaml_node_t *schema = find_value(ld, item, "schema");
+    if (schema && schema->type == YAML_SCALAR_NODE && !is_null(schema))
+        ld->route_schemas[index] = schema;
 }
 
 static void parse_routes(struct loader *ld, const char *key, yaml_node_t *value, void *field)
@@ -1601,7 +1707,9 @@ static void parse_routes(struct loader *ld, const char *key, yaml_node_t *value,
     ld->route_upstreams = alloc_array(ld, value, cfg->n_routes, sizeof *ld->route_upstreams);
     ld->route_jwts = alloc_array(ld, value, cfg->n_routes, sizeof *ld->route_jwts);
     ld->route_limits = alloc_array(ld, value, cfg->n_routes, sizeof *ld->route_limits);
-    if (!ld->route_upstreams || !ld->route_jwts || !ld->route_limits) return;
+    ld->route_schemas = alloc_array(ld, value, cfg->n_routes, sizeof *ld->route_schemas);
+    if (!ld->route_upstreams || !ld->route_jwts || !ld->route_limits || !ld->route_schemas)
+        return;
     for (size_t i = 0; i < cfg->n_routes; i++) {
         snprintf(name, sizeof name, "%s[%zu]", key, i);
         parse_route(ld, name, item_at(ld, value, i), i);
@@ -1624,7 +1732,7 @@ static const struct key_rule top_rules[] = {
     RESERVED("redis"),
     WHOLE("jwt_providers", parse_jwt_providers),
     WHOLE("rate_limits", parse_rate_limits),
-    RESERVED("schemas"),
+    WHOLE("schemas", parse_schemas),
     RESERVED("cache"),
     END_RULES,
 };
@@ -1652,6 +1760,16 @@ static void resolve_upstreams(struct loader *ld)
     }
     for (size_t i = 0; ld->route_limits && i < cfg->n_routes; i++)
         if (ld->route_limits[i]) resolve_rate_limits(ld, &cfg->routes[i], ld->route_limits[i]);
+    for (size_t i = 0; ld->route_schemas && i < cfg->n_routes; i++) {
+        yaml_node_t *ref = ld->route_schemas[i];
+        if (!ref) continue;
+        for (size_t j = 0; j < cfg->n_schemas && !cfg->routes[i].schema; j++)
+            if (cfg->schemas[j].name && !strcmp(cfg->schemas[j].name, scalar_text(ref)))
+                cfg->routes[i].schema = &cfg->schemas[j];
+        if (!cfg->routes[i].schema) report(ld, ref, "unknown schema '%.80s'", scalar_text(ref));
+        else if (cfg->routes[i].static_root)
+            report(ld, ref, "a static route takes no request body to validate");
+    }
 }
 
 static void check_admin_address(struct loader *ld, yaml_node_t *root)
@@ -1773,6 +1891,7 @@ static void free_loader(struct loader *ld)
     free(ld->route_upstreams);
     free(ld->route_jwts);
     free(ld->route_limits);
+    free(ld->route_schemas);
     free(ld->base_dir);
 }
 
@@ -1889,6 +2008,12 @@ void config_free(struct config *cfg)
         free(cfg->rate_limits[i].key_arg);
     }
     free(cfg->rate_limits);
+    for (size_t i = 0; i < cfg->n_schemas; i++) {
+        if (cfg->schemas[i].compiled)
+            schema_free(cfg->schemas[i].compiled);
+        free(cfg->schemas[i].name);
+    }
+    free(cfg->schemas);
     free(cfg->listeners);
     free(cfg->upstreams);
     free(cfg->routes);

@@ -122,6 +122,14 @@ struct ratelimit_conf {
 
 #define ROUTE_MAX_RATE_LIMITS 8
 
+struct schema; /* filters/schema.h */
+
+struct schema_conf {
+    char *name;
+    struct schema *compiled; /* shared read-only by the workers */
+    unsigned metrics_id;
+};
+
 #define METHOD_BIT(m) (1u << (m)) /* m: enum http_method */
 
 struct route_conf {
@@ -134,6 +142,7 @@ struct route_conf {
     int static_root_fd; /* O_PATH descriptor of static_root (valid when it is set) */
     bool websocket;
     const struct jwt_conf *jwt; /* NULL: no token needed */
+    const struct schema_conf *schema; /* NULL: bodies not validated */
     const struct ratelimit_conf *rate_limits[ROUTE_MAX_RATE_LIMITS];
     size_t n_rate_limits;
     char *name;         /* metrics label: "name:" key, else "route<N>" */
@@ -162,6 +171,8 @@ struct config {
     size_t n_jwt_providers;
     struct ratelimit_conf *rate_limits;
     size_t n_rate_limits;
+    struct schema_conf *schemas;
+    size_t n_schemas;
 };
 
 static inline bool sockaddr_equal(const struct sockaddr_any *a, const struct sockaddr_any *b)

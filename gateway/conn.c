@@ -85,8 +85,11 @@ static void peer_format(struct conn *c)
     }
 }
 
+/* What c->in may hold: a head, or a whole body being collected. */
 static size_t head_limit(const struct conn *c)
 {
+    if (c->state == CS_BODY)
+        return c->cfg->limits.max_body_bytes + 2 * BUF_BLOCK;
     return c->w->cfg->limits.max_header_bytes + BUF_BLOCK;
 }
 
@@ -237,6 +240,7 @@ static void conn_free(struct conn *c)
         c->next->prev = c->prev;
     w->n_conns--;
     tls_io_free(c);
+    buf_free(&c->held_head, &w->pool);
     close(c->fd);
     buf_free(&c->in, &w->pool);
     buf_free(&c->out, &w->pool);
@@ -329,6 +333,12 @@ void conn_respond_error(struct conn *c, int status, const char *message)
 void conn_respond_error_with(struct conn *c, int status, const char *message,
                              const char *extra_headers)
 {
+    conn_respond_error_json(c, status, NULL, message, NULL, extra_headers);
+}
+
+void conn_respond_error_json(struct conn *c, int status, const char *code, const char *message,
+                             const char *extra_members, const char *extra_headers)
+{
     size_t room = buf_reserve(&c->out, &c->w->pool, 2048, BUF_BLOCK * 4);
     char headers[512];
     size_t n = extra_headers ? strlen(extra_headers) : 0;
@@ -350,7 +360,8 @@ void conn_respond_error_with(struct conn *c, int status, const char *message,
         c->keep_alive = false;
     if (c->w->draining)
         c->keep_alive = false;
-    n = reply_error(buf_tail(&c->out), room, status, message, c->keep_alive, extra_headers);
+    n = reply_error_json(buf_tail(&c->out), room, status, code, message, extra_members,
+                         c->keep_alive, extra_headers);
     c->out.end += n;
     send_out_buffer(c);
 }
@@ -686,6 +697,18 @@ static bool authenticated(struct conn *c, const struct http_request *req, char *
     return false;
 }
 
+void conn_send_continue(struct conn *c)
+{
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+    if (!c->expect_continue || c->req_body.done || buf_len(&c->in))
+        return;
+    if (c->tls)
+        tls_io_write_raw(c, cont, sizeof(cont) - 1);
+    else /* 25 bytes into an idle socket's empty send buffer: cannot block. */
+        send(c->fd, cont, sizeof(cont) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
 size_t conn_extra_headers(const struct conn *c, char *out, size_t cap)
 {
     return ratelimit_headers(&c->rl, out, cap);
@@ -752,6 +775,8 @@ static void route_request(struct conn *c, const struct http_request *req)
         serve_static(c, req);
         return;
     }
+    if (body_collect_start(c, req))
+        return;
     proxy_start(c, req);
 }
 
@@ -875,6 +900,9 @@ static void on_recv(struct conn *c, struct io_uring_cqe *cqe)
     case CS_PROXY:
         proxy_on_client_data(c);
         break;
+    case CS_BODY:
+        body_on_client_data(c);
+        break;
     case CS_LINGER:
         conn_arm_recv(c);
         break;
@@ -962,6 +990,11 @@ void conn_on_timer(struct timer *t)
         break;
     case CS_PROXY:
         proxy_on_timeout(c);
+        break;
+    case CS_BODY:
+        c->keep_alive = false;
+        buf_free(&c->held_head, &c->w->pool);
+        conn_respond_error(c, 408, "request body not received within limits.idle_timeout");
         break;
     case CS_RESPOND:
     case CS_LINGER:

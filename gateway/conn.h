@@ -49,6 +49,7 @@ enum conn_state {
     CS_RESPOND, /* sending an answer of our own or a file */
     CS_LINGER,  /* answer sent, Connection: close: draining input before close */
     CS_TUNNEL,  /* after a 101: bytes relayed both ways (tunnel.c) */
+    CS_BODY,    /* collecting a whole request body for a filter (body.c) */
 };
 
 struct upconn;
@@ -107,6 +108,8 @@ struct conn {
     struct body_relay req_body;
     struct upconn *up;
     unsigned attempts;
+    struct buf held_head; /* the upstream request head, waiting for the body */
+    size_t body_len;      /* decoded bytes of a body being collected */
     bool req_sent;     /* the whole request has gone upstream */
     bool resp_head;    /* the response head has been parsed */
     bool resp_started; /* some of the response has gone to the client */
@@ -159,7 +162,12 @@ void conn_respond_error(struct conn *c, int status, const char *message);
 /* Same, with extra header lines (each ending CRLF). */
 void conn_respond_error_with(struct conn *c, int status, const char *message,
                              const char *extra_headers);
+/* Same, with the error code (NULL: the status's) and extra JSON members. */
+void conn_respond_error_json(struct conn *c, int status, const char *code, const char *message,
+                             const char *extra_members, const char *extra_headers);
 void conn_exchange_done(struct conn *c);
+/* The interim 100 Continue, when the client waits for it before its body. */
+void conn_send_continue(struct conn *c);
 /* Header lines every answer of this exchange carries (RateLimit-*). */
 size_t conn_extra_headers(const struct conn *c, char *out, size_t cap);
 /* Counts the exchange in the metrics and the access log (once). */
@@ -169,6 +177,13 @@ void conn_close_if_idle(struct conn *c);
 
 /* proxy.c */
 void proxy_start(struct conn *c, const struct http_request *req);
+/* The upstream head for req into out; without framing headers and the
+ * final CRLF when hold_framing (the body's length is not known yet). */
+bool proxy_build_head(struct conn *c, const struct http_request *req, struct buf *out,
+                      bool hold_framing);
+/* Forwards a request whose head was built into c->held_head and whose
+ * body (c->req_body) is in c->in. */
+void proxy_start_held(struct conn *c);
 void proxy_on_client_data(struct conn *c);
 void proxy_on_client_sent(struct conn *c);
 void proxy_on_upstream_connected(struct conn *c, int res);
@@ -182,6 +197,12 @@ void proxy_abort(struct conn *c);
  * malformed chunked body. */
 void body_relay_take(struct body_relay *r, struct buf *src, bool eof, struct outmsg *m,
                      size_t *consume, int *error);
+
+/* body.c: whole bodies for the schema filter */
+/* A body to validate: true when this request is taken over (collected,
+ * validated, then forwarded or answered). */
+bool body_collect_start(struct conn *c, const struct http_request *req);
+void body_on_client_data(struct conn *c);
 
 /* tls_io.c: TLS on a client connection */
 enum tls_io_result { TLS_IO_OK, TLS_IO_CLOSED, TLS_IO_ERROR, TLS_IO_PLAINTEXT };

@@ -36,6 +36,7 @@ static struct registry upstream_ids = {.max = METRICS_MAX_UPSTREAMS};
 static struct registry endpoint_ids = {.max = METRICS_MAX_ENDPOINTS}; /* "upstream endpoint" */
 static struct registry provider_ids = {.max = METRICS_MAX_PROVIDERS};
 static struct registry policy_ids = {.max = METRICS_MAX_POLICIES};
+static struct registry schema_ids = {.max = METRICS_MAX_SCHEMAS};
 
 static unsigned id_of(struct registry *r, const char *name)
 {
@@ -57,6 +58,8 @@ void metrics_register(struct config *cfg)
         cfg->listeners[i].metrics_id = id_of(&listener_ids, cfg->listeners[i].name);
     for (size_t i = 0; i < cfg->n_routes; i++)
         cfg->routes[i].metrics_id = id_of(&route_ids, cfg->routes[i].name);
+    for (size_t i = 0; i < cfg->n_schemas; i++)
+        cfg->schemas[i].metrics_id = id_of(&schema_ids, cfg->schemas[i].name);
     for (size_t i = 0; i < cfg->n_rate_limits; i++)
         cfg->rate_limits[i].metrics_id = id_of(&policy_ids, cfg->rate_limits[i].name);
     for (size_t i = 0; i < cfg->n_jwt_providers; i++)
@@ -119,6 +122,11 @@ void metrics_upstream(struct worker_metrics *m, const struct upstream_conf *u, u
     counter_add(&m->upstream_requests[u->endpoints[endpoint].metrics_id][outcome], 1);
     if (outcome == OUTCOME_SUCCESS || outcome == OUTCOME_HTTP_5XX)
         observe(&m->up_latency[u->metrics_id], duration_us);
+}
+
+void metrics_schema_rejected(struct worker_metrics *m, unsigned schema_id)
+{
+    counter_add(&m->schema_rejected[schema_id], 1);
 }
 
 void metrics_ratelimit_rejected(struct worker_metrics *m, unsigned policy_id)
@@ -410,6 +418,15 @@ static void render_ratelimit(struct out *o, struct worker_metrics *const *w, siz
         for (size_t i = 0; i < n; i++)
             sum += get(&w[i]->ratelimit_rejected[p]);
         emit(o, "ringgate_ratelimit_rejected_total{policy=\"%s\"} %llu\n", policy_ids.names[p],
+             (unsigned long long)sum);
+    }
+    emit(o, "# HELP ringgate_schema_rejected_total Request bodies refused by a schema (or "
+            "not JSON).\n# TYPE ringgate_schema_rejected_total counter\n");
+    for (unsigned s = 0; s < schema_ids.count; s++) {
+        uint64_t sum = 0;
+        for (size_t i = 0; i < n; i++)
+            sum += get(&w[i]->schema_rejected[s]);
+        emit(o, "ringgate_schema_rejected_total{schema=\"%s\"} %llu\n", schema_ids.names[s],
              (unsigned long long)sum);
     }
     emit(o, "# HELP ringgate_ratelimit_backend_errors_total Shared-backend (Redis) failures, by "

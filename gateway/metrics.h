@@ -21,6 +21,7 @@
 #define METRICS_MAX_ENDPOINTS 1024
 #define METRICS_MAX_PROVIDERS 64
 #define METRICS_MAX_POLICIES 256
+#define METRICS_MAX_SCHEMAS 256
 #define METRICS_JWT_REASONS 16 /* enum jwt_result */
 #define METRICS_REQUEST_SLOTS 4096 /* (listener, route, status) series per worker */
 
@@ -70,6 +71,7 @@ struct worker_metrics {
     counter_t tls_plaintext[METRICS_MAX_LISTENERS]; /* plain HTTP sent to a TLS port */
     counter_t jwt_rejected[METRICS_MAX_PROVIDERS][METRICS_JWT_REASONS];
     counter_t ratelimit_rejected[METRICS_MAX_POLICIES];
+    counter_t schema_rejected[METRICS_MAX_SCHEMAS];
     counter_t upstream_requests[METRICS_MAX_ENDPOINTS][OUTCOME_COUNT];
     struct histogram up_latency[METRICS_MAX_UPSTREAMS];
 };
@@ -84,6 +86,7 @@ void metrics_request(struct worker_metrics *m, const struct listener_conf *l,
                      const struct route_conf *r, int status, uint64_t duration_us);
 void metrics_upstream(struct worker_metrics *m, const struct upstream_conf *u, unsigned endpoint,
                       enum upstream_outcome outcome, uint64_t duration_us);
+void metrics_schema_rejected(struct worker_metrics *m, unsigned schema_id);
 void metrics_ratelimit_rejected(struct worker_metrics *m, unsigned policy_id);
 void metrics_jwt_rejected(struct worker_metrics *m, unsigned provider_id, int reason);
 void metrics_conn_opened(struct worker_metrics *m, unsigned listener_id);

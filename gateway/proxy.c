@@ -118,7 +118,8 @@ static bool put_str(struct buf *b, struct buf_pool *pool, struct http_str s)
     return put(b, pool, s.p, s.len);
 }
 
-static bool build_request_head(struct conn *c, const struct http_request *req, struct buf *out)
+bool proxy_build_head(struct conn *c, const struct http_request *req, struct buf *out,
+                      bool hold_framing)
 {
     struct buf_pool *pool = &c->w->pool;
     const struct http_header *host = http1_find_header(req->headers, req->n_headers, "host");
@@ -157,13 +158,15 @@ static bool build_request_head(struct conn *c, const struct http_request *req, s
         ok &= put_str(out, pool, host->value);
         ok &= put(out, pool, "\r\n", 2);
     } else { /* an HTTP/1.0 client: HTTP/1.1 upstream needs a Host */
-        n = snprintf(line, sizeof(line), "Host: %s\r\n", upstream_endpoint_name(c->up));
+        n = snprintf(line, sizeof(line), "Host: %s\r\n", c->route->upstream->endpoints[0].text);
         ok &= put(out, pool, line, (size_t)n);
     }
     if (c->upgrade)
         ok &= put(out, pool, "Connection: Upgrade\r\nUpgrade: websocket\r\n", 41);
     if (c->up_headers_len)
         ok &= put(out, pool, c->up_headers, c->up_headers_len);
+    if (hold_framing)
+        return ok;
     if (req->body == HTTP_BODY_LENGTH)
         n = snprintf(line, sizeof(line), "Content-Length: %llu\r\n\r\n",
                      (unsigned long long)req->content_length);
@@ -379,18 +382,33 @@ void proxy_start(struct conn *c, const struct http_request *req)
         return;
     }
     attach(c, up);
-    if (!build_request_head(c, req, &up->out)) {
+    if (!proxy_build_head(c, req, &up->out, false)) {
         c->keep_alive = false;
         fail(c, 431, "request head too large to forward");
         return;
     }
-    if (c->expect_continue && !c->req_body.done && buf_len(&c->in) == 0) {
-        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-        if (c->tls)
-            tls_io_write_raw(c, cont, sizeof(cont) - 1);
-        else /* 25 bytes into an idle socket's empty send buffer: cannot block. */
-            send(c->fd, cont, sizeof(cont) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+    conn_send_continue(c);
+    arm_timeout(c, u->connect_timeout + u->timeout);
+    if (up->connected)
+        send_request_part(c);
+}
+
+void proxy_start_held(struct conn *c)
+{
+    const struct upstream_conf *u = c->route->upstream;
+    enum acquire_error why;
+    struct upconn *up;
+
+    c->state = CS_PROXY;
+    up = upstream_acquire(c->w, u, -1, true, &why);
+    if (!up) {
+        answer_unavailable(c, why);
+        return;
     }
+    attach(c, up);
+    buf_free(&up->out, &c->w->pool);
+    up->out = c->held_head; /* moved: the connection owns it now */
+    memset(&c->held_head, 0, sizeof(c->held_head));
     arm_timeout(c, u->connect_timeout + u->timeout);
     if (up->connected)
         send_request_part(c);

@@ -27,6 +27,7 @@ static const struct status_text statuses[] = {
     {405, "Method Not Allowed", "method_not_allowed"},
     {408, "Request Timeout", "request_timeout"},
     {413, "Content Too Large", "payload_too_large"},
+    {415, "Unsupported Media Type", "unsupported_media_type"},
     {414, "URI Too Long", "uri_too_long"},
     {416, "Range Not Satisfiable", "range_not_satisfiable"},
     {417, "Expectation Failed", "expectation_failed"},
@@ -94,14 +95,33 @@ static size_t json_escape(char *out, size_t cap, const char *in)
 size_t reply_error(char *out, size_t cap, int status, const char *message, bool keep_alive,
                    const char *extra_headers)
 {
-    char escaped[512], body[640];
+    return reply_error_json(out, cap, status, NULL, message, NULL, keep_alive, extra_headers);
+}
+
+size_t json_string_escape(char *out, size_t cap, const char *in)
+{
+    size_t n = json_escape(out, cap, in);
+
+    if (n == (size_t)-1)
+        return (size_t)-1;
+    out[n] = '\0';
+    return n;
+}
+
+size_t reply_error_json(char *out, size_t cap, int status, const char *code, const char *message,
+                        const char *extra_members, bool keep_alive, const char *extra_headers)
+{
+    char escaped[512], body[2048];
     size_t elen = json_escape(escaped, sizeof(escaped), message);
     int blen, n;
 
     if (elen == (size_t)-1)
         return 0;
-    blen = snprintf(body, sizeof(body), "{\"error\":\"%s\",\"message\":\"%.*s\"}\n",
-                    reply_error_code(status), (int)elen, escaped);
+    blen = snprintf(body, sizeof(body), "{\"error\":\"%s\",\"message\":\"%.*s\"%s}\n",
+                    code ? code : reply_error_code(status), (int)elen, escaped,
+                    extra_members ? extra_members : "");
+    if (blen < 0 || (size_t)blen >= sizeof(body))
+        return 0;
     n = snprintf(out, cap,
                  "HTTP/1.1 %d %s\r\n"
                  "Content-Type: application/json\r\n"

@@ -21,4 +21,13 @@ const char *reply_error_code(int status);
 size_t reply_error(char *out, size_t cap, int status, const char *message, bool keep_alive,
                    const char *extra_headers);
 
+/* Same, with the error code given (NULL: the status's) and extra members
+ * appended to the JSON object (",\"name\":value..." already encoded). */
+size_t reply_error_json(char *out, size_t cap, int status, const char *code, const char *message,
+                        const char *extra_members, bool keep_alive, const char *extra_headers);
+
+/* `in` as the inside of a JSON string, NUL-terminated; (size_t)-1 when it
+ * does not fit in cap. */
+size_t json_string_escape(char *out, size_t cap, const char *in);
+
 #endif
