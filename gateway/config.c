@@ -1032,6 +1032,50 @@ static void parse_health(struct loader *ld, const char *key, yaml_node_t *value,
     if (parse_section(ld, key, value, "health_check", health_rules, field)) h->enabled = true;
 }
 
+static bool valid_host(const char *h)
+{
+    size_t n = strlen(h);
+
+    if (h[0] == '[')
+        return n > 2 && h[n - 1] == ']' && strspn(h + 1, "0123456789abcdef:.") == n - 2;
+    return strspn(h, "abcdefghijklmnopqrstuvwxyz0123456789-._") == n;
+}
+
+static void set_sni(struct loader *ld, const char *key, yaml_node_t *value, void *field)
+{
+    const char *s = expect_string(ld, key, value);
+
+    if (!s) return;
+    if (!valid_host(s))
+        report(ld, value, "'%s' must be a host name, not '%.80s'", key, s);
+    else
+        *(char **)field = copy_string(ld, value, s);
+}
+
+static void set_ca(struct loader *ld, const char *key, yaml_node_t *value, void *field)
+{
+    const char *s = expect_string(ld, key, value);
+
+    if (s) *(char **)field = path_from_config(ld, value, s);
+}
+
+/* The client side of TLS to the endpoints; the CA file is read here. */
+static void build_upstream_tls(struct loader *ld, yaml_node_t *item, struct upstream_conf *u)
+{
+    static const char *alpn[] = {"http/1.1"};
+    struct tls_client_params p = {.ca_file = u->tls_ca, .verify = u->tls_verify,
+                                  .alpn = alpn, .alpn_count = 1};
+    char err[512];
+
+    if (!u->tls_enabled) {
+        if (u->sni || u->tls_ca || !u->tls_verify)
+            report(ld, item, "'sni', 'verify' and 'ca' need 'tls: true'");
+        return;
+    }
+    u->tls = tls_client_context_new(&p, err, sizeof err);
+    if (!u->tls) report(ld, find_value(ld, item, "tls"), "upstream TLS: %s", err);
+}
+
 static const struct key_rule upstream_rules[] = {
     REQUIRED("name", set_name, struct upstream_conf, name),
     WHOLE_REQUIRED("endpoints", parse_endpoints),
@@ -1040,6 +1084,10 @@ static const struct key_rule upstream_rules[] = {
     KEY("timeout", set_timeout, struct upstream_conf, timeout),
     KEY("keepalive", parse_keepalive, struct upstream_conf, keepalive),
     KEY("health_check", parse_health, struct upstream_conf, health),
+    KEY("tls", set_bool, struct upstream_conf, tls_enabled),
+    KEY("sni", set_sni, struct upstream_conf, sni),
+    KEY("verify", set_bool, struct upstream_conf, tls_verify),
+    KEY("ca", set_ca, struct upstream_conf, tls_ca),
     KEY("circuit_breaker", parse_circuit, struct upstream_conf, circuit),
     KEY("retries", parse_retries, struct upstream_conf, retries),
     END_RULES,
@@ -1052,6 +1100,7 @@ static void set_upstream_defaults(struct upstream_conf *u, size_t index)
     u->timeout = 30 * 1000;
     u->keepalive = 64;
     u->index = (unsigned)index;
+    u->tls_verify = true;
     u->retries = (struct retry_conf){.attempts = 1, .on = RETRY_CONNECT_FAILURE};
     u->circuit = (struct circuit_conf){.failures = 5, .open_for = 10 * 1000,
                                        .half_open_requests = 1, .max_connections = 1024,
@@ -1073,6 +1122,7 @@ static void parse_upstreams(struct loader *ld, const char *key, yaml_node_t *val
                       &cfg->upstreams[i]);
         if (cfg->upstreams[i].health.enabled && !cfg->upstreams[i].health.path)
             cfg->upstreams[i].health.path = copy_string(ld, value, "/healthz");
+        build_upstream_tls(ld, item_at(ld, value, i), &cfg->upstreams[i]);
     }
     check_unique_names(ld, value, "upstream", cfg->upstreams, sizeof *cfg->upstreams,
                        offsetof(struct upstream_conf, name), cfg->n_upstreams);
@@ -1520,14 +1570,6 @@ static void resolve_rate_limits(struct loader *ld, struct route_conf *r, yaml_no
 
 /* ---- routes: match ---- */
 
-static bool valid_host(const char *h)
-{
-    size_t n = strlen(h);
-
-    if (h[0] == '[')
-        return n > 2 && h[n - 1] == ']' && strspn(h + 1, "0123456789abcdef:.") == n - 2;
-    return strspn(h, "abcdefghijklmnopqrstuvwxyz0123456789-._") == n;
-}
 
 static void parse_host(struct loader *ld, const char *key, yaml_node_t *value, void *field)
 {
@@ -1983,6 +2025,10 @@ void config_free(struct config *cfg)
         free(u->endpoints);
         free(u->name);
         free(u->health.path);
+        free(u->sni);
+        free(u->tls_ca);
+        if (u->tls)
+            tls_context_free(u->tls);
     }
     for (size_t i = 0; i < cfg->n_routes; i++) {
         struct route_conf *r = &cfg->routes[i];

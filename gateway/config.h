@@ -93,6 +93,11 @@ struct upstream_conf {
     struct retry_conf retries;
     struct circuit_conf circuit;
     struct health_conf health;
+    bool tls_enabled;        /* `tls: true` */
+    struct tls_context *tls; /* then: connections to the endpoints use TLS */
+    char *sni;               /* server name sent and verified; default: the endpoint's host */
+    bool tls_verify;         /* default true */
+    char *tls_ca;            /* PEM bundle; default: the system's trust store */
     unsigned index;           /* position in config.upstreams */
     unsigned metrics_id;
 };

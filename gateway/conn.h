@@ -144,6 +144,11 @@ struct upconn {
     bool recv_armed;
     bool eof;
     bool connecting; /* counted in the upstream's pending connects */
+    bool send_armed;
+    struct tls_conn *tls;  /* an upstream over TLS */
+    struct outmsg om_tls;  /* ciphertext being sent */
+    bool tls_plain_sending; /* up->om is going through the engine */
+    uint64_t tls_bytes;    /* plaintext accepted by the engine */
     bool reported;   /* this request's outcome went to the breaker */
     struct buf in;
     struct buf out;
@@ -215,6 +220,11 @@ void tls_io_send(struct conn *c);
 /* A ciphertext send completed (res > 0); true when c->om is all sent. */
 bool tls_io_on_sent(struct conn *c, int res);
 void tls_io_flush(struct conn *c);
+/* Shared with upstream connections: the engine's pending ciphertext into
+ * cipher (false when there is none), and as much of om into the engine as
+ * it takes (-1 on error; *accepted counts the bytes). */
+bool tls_io_prepare(struct tls_conn *tls, struct outmsg *cipher);
+int tls_io_write_msg(struct tls_conn *tls, struct outmsg *om, uint64_t *accepted);
 /* Bytes outside any message (an interim 100 Continue). */
 void tls_io_write_raw(struct conn *c, const char *p, size_t n);
 

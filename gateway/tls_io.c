@@ -41,21 +41,42 @@ void tls_io_free(struct conn *c)
     c->tls = NULL;
 }
 
+bool tls_io_prepare(struct tls_conn *tls, struct outmsg *cipher)
+{
+    int n = tls_output_iov(tls, cipher->iov, TLS_IOV_MAX);
+
+    if (n <= 0)
+        return false;
+    memset(&cipher->msg, 0, sizeof(cipher->msg));
+    cipher->msg.msg_iov = cipher->iov;
+    cipher->msg.msg_iovlen = (size_t)n;
+    return true;
+}
+
+int tls_io_write_msg(struct tls_conn *tls, struct outmsg *om, uint64_t *accepted)
+{
+    while (om->left) {
+        const struct iovec *v = om->msg.msg_iov;
+        ssize_t n = tls_write(tls, v->iov_base, v->iov_len);
+
+        if (n == 0)
+            return 0; /* the engine's output is full: send first */
+        if (n < 0)
+            return -1;
+        *accepted += (uint64_t)n;
+        outmsg_advance(om, (size_t)n);
+    }
+    return 0;
+}
+
 /* Sends what the engine has ready, unless a send is in the ring already
  * (its completion sends the rest). */
 void tls_io_flush(struct conn *c)
 {
     struct io_uring_sqe *sqe;
-    int n;
 
-    if (c->send_armed || c->closing)
+    if (c->send_armed || c->closing || !tls_io_prepare(c->tls, &c->om_tls))
         return;
-    n = tls_output_iov(c->tls, c->om_tls.iov, TLS_IOV_MAX);
-    if (n <= 0)
-        return;
-    memset(&c->om_tls.msg, 0, sizeof(c->om_tls.msg));
-    c->om_tls.msg.msg_iov = c->om_tls.iov;
-    c->om_tls.msg.msg_iovlen = (size_t)n;
     sqe = worker_sqe(c->w);
     io_uring_prep_sendmsg(sqe, c->fd, &c->om_tls.msg, MSG_NOSIGNAL);
     io_uring_sqe_set_data64(sqe, op_data(c, OP_CLIENT_SEND));
@@ -66,18 +87,7 @@ void tls_io_flush(struct conn *c)
 /* Moves as much of c->om into the engine as it takes. -1 on error. */
 static int write_plaintext(struct conn *c)
 {
-    while (c->om.left) {
-        const struct iovec *v = c->om.msg.msg_iov;
-        ssize_t n = tls_write(c->tls, v->iov_base, v->iov_len);
-
-        if (n == 0)
-            return 0; /* the engine's output is full: send first */
-        if (n < 0)
-            return -1;
-        c->bytes_out += (uint64_t)n;
-        outmsg_advance(&c->om, (size_t)n);
-    }
-    return 0;
+    return tls_io_write_msg(c->tls, &c->om, &c->bytes_out);
 }
 
 void tls_io_send(struct conn *c)

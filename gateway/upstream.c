@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -13,6 +14,7 @@
 #include "conn.h"
 #include "endpoint.h"
 #include "log.h"
+#include "tls.h"
 
 #define UP_HEAD_LIMIT (64 * 1024) /* largest response head we accept */
 
@@ -73,6 +75,8 @@ static void upconn_free(struct upconn *up)
     struct upstream_state *us = up->us;
 
     close(up->fd);
+    if (up->tls)
+        tls_conn_free(up->tls);
     buf_free(&up->in, &up->w->pool);
     buf_free(&up->out, &up->w->pool);
     up->w->n_upconns--;
@@ -410,30 +414,131 @@ void upstream_release(struct upconn *up, bool reusable)
     upstream_arm_recv(up);
 }
 
-void upstream_send(struct upconn *up)
+static void send_msg(struct upconn *up, struct msghdr *msg)
 {
     struct io_uring_sqe *sqe = worker_sqe(up->w);
 
-    io_uring_prep_sendmsg(sqe, up->fd, &up->om.msg, MSG_NOSIGNAL);
+    io_uring_prep_sendmsg(sqe, up->fd, msg, MSG_NOSIGNAL);
     io_uring_sqe_set_data64(sqe, op_data(up, OP_UP_SEND));
+    up->send_armed = true;
     up->pending++;
+}
+
+/* TLS: sends the engine's pending ciphertext unless a send is in the ring
+ * (its completion sends the rest). */
+static void tls_flush(struct upconn *up)
+{
+    if (!up->send_armed && !up->closing && tls_io_prepare(up->tls, &up->om_tls))
+        send_msg(up, &up->om_tls.msg);
+}
+
+void upstream_send(struct upconn *up)
+{
+    if (!up->tls) {
+        send_msg(up, &up->om.msg);
+        return;
+    }
+    up->tls_plain_sending = true;
+    if (tls_io_write_msg(up->tls, &up->om, &up->tls_bytes) < 0) {
+        proxy_on_upstream_sent(up->client, -EPROTO);
+        return;
+    }
+    tls_flush(up);
+}
+
+/* The TCP connection is up: over TLS, the handshake comes first, and the
+ * request waits for it (tls_input). */
+static int tls_begin(struct upconn *up)
+{
+    const struct upstream_conf *u = up->us->conf;
+    const char *name = u->sni;
+    char host[256];
+
+    if (!name) { /* the endpoint's host, without the port */
+        const char *text = u->endpoints[up->ep].text, *colon = strrchr(text, ':');
+        size_t n = colon ? (size_t)(colon - text) : strlen(text);
+        if (text[0] == '[') { /* an IPv6 literal: verified as an address, not sent */
+            text++;
+            n = n >= 2 ? n - 2 : 0;
+        }
+        snprintf(host, sizeof(host), "%.*s", (int)n, text);
+        name = host;
+    }
+    up->tls = tls_conn_new_client(u->tls, name);
+    if (!up->tls)
+        return -ENOMEM;
+    if (tls_handshake(up->tls) == TLS_ERROR)
+        return -EPROTO;
+    tls_flush(up);
+    return 0;
+}
+
+/* Ciphertext from the origin: the handshake, then plaintext into up->in.
+ * Returns false when the connection failed (already reported). */
+static bool tls_input(struct upconn *up, const char *data, size_t len, int *res)
+{
+    char plain[BUF_BLOCK];
+    size_t before = buf_len(&up->in);
+    ssize_t n;
+
+    if (tls_feed(up->tls, data, len) < 0)
+        return *res = -ENOMEM, true;
+    if (!up->connected) {
+        enum tls_status st = tls_handshake(up->tls);
+
+        tls_flush(up);
+        if (st == TLS_WANT_INPUT)
+            return false; /* nothing for the client yet */
+        if (st != TLS_DONE) {
+            log_warn("upstream %s (%s): TLS handshake failed: %s", up->us->conf->name,
+                     upstream_endpoint_name(up), tls_conn_error(up->tls));
+            up->eof = true;
+            if (up->client)
+                proxy_on_upstream_connected(up->client, -EPROTO);
+            return false;
+        }
+        up->connected = true;
+        if (up->client)
+            proxy_on_upstream_connected(up->client, 0);
+        if (up->closing || !up->client)
+            return false;
+    }
+    while ((n = tls_read(up->tls, plain, sizeof(plain))) > 0)
+        if (!buf_append(&up->in, &up->w->pool, plain, (size_t)n, UP_HEAD_LIMIT + 8 * BUF_BLOCK))
+            return *res = -EPROTO, true;
+    tls_flush(up);
+    if (n == TLS_CLOSED)
+        *res = 0;
+    else if (n < 0)
+        *res = -EPROTO;
+    /* A record that carried no data (a ticket, a key update) is nothing
+     * for the client: keep receiving. */
+    return *res <= 0 || buf_len(&up->in) > before;
 }
 
 static void on_recv(struct upconn *up, struct io_uring_cqe *cqe)
 {
     int res = cqe->res;
+    bool deliver = true;
 
     up->recv_armed = false;
     if (cqe->flags & IORING_CQE_F_BUFFER) {
         unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+        const char *data = worker_buffer(up->w, bid);
 
-        if (res > 0 && !up->closing)
-            buf_append(&up->in, &up->w->pool, worker_buffer(up->w, bid), (size_t)res,
-                       UP_HEAD_LIMIT + BUF_BLOCK);
+        if (res > 0 && !up->closing && up->tls && up->client)
+            deliver = tls_input(up, data, (size_t)res, &res);
+        else if (res > 0 && !up->closing && !up->tls)
+            buf_append(&up->in, &up->w->pool, data, (size_t)res, UP_HEAD_LIMIT + BUF_BLOCK);
         worker_recycle_buffer(up->w, bid);
     }
     if (up->closing)
         return;
+    if (!deliver) { /* handshake in progress, or its failure already reported */
+        if (!up->eof)
+            upstream_arm_recv(up);
+        return;
+    }
     if (res == -ENOBUFS) {
         upstream_arm_recv(up);
         return;
@@ -450,9 +555,21 @@ static void on_recv(struct upconn *up, struct io_uring_cqe *cqe)
 
 static void on_send(struct upconn *up, int res)
 {
+    up->send_armed = false;
     if (up->closing || !up->client)
         return;
-    if (res > 0 && !outmsg_advance(&up->om, (size_t)res)) {
+    if (up->tls && res > 0) {
+        tls_consume_output(up->tls, (size_t)res);
+        if (up->tls_plain_sending && up->om.left &&
+            tls_io_write_msg(up->tls, &up->om, &up->tls_bytes) < 0)
+            res = -EPROTO;
+        else {
+            tls_flush(up);
+            if (up->send_armed || !up->tls_plain_sending || up->om.left)
+                return;
+            up->tls_plain_sending = false;
+        }
+    } else if (res > 0 && !outmsg_advance(&up->om, (size_t)res)) {
         upstream_send(up);
         return;
     }
@@ -471,6 +588,14 @@ void upstream_on_cqe(struct upconn *up, enum op op, struct io_uring_cqe *cqe)
         }
         if (!up->closing && up->client) {
             int res = cqe->res == -ECANCELED ? -ETIMEDOUT : cqe->res;
+
+            if (res == 0 && up->us->conf->tls) {
+                res = tls_begin(up);
+                if (res == 0) {
+                    upstream_arm_recv(up);
+                    break; /* the client hears when the handshake is done */
+                }
+            }
             up->connected = res == 0;
             if (up->connected)
                 upstream_arm_recv(up);

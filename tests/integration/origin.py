@@ -333,12 +333,23 @@ class Server(ThreadingHTTPServer):
 
 
 def main():
-    if len(sys.argv) < 2:
-        print("usage: origin.py PORT [HOST]", file=sys.stderr)
+    args = sys.argv[1:]
+    tls = None
+    if "--tls" in args:  # --tls CERT KEY: the origin speaks HTTPS
+        i = args.index("--tls")
+        tls = args[i + 1:i + 3]
+        del args[i:i + 3]
+    if not args:
+        print("usage: origin.py PORT [HOST] [--tls CERT KEY]", file=sys.stderr)
         return 2
-    port = int(sys.argv[1])
-    host = sys.argv[2] if len(sys.argv) > 2 else "127.0.0.1"
+    port = int(args[0])
+    host = args[1] if len(args) > 1 else "127.0.0.1"
     srv = Server((host, port), Handler)
+    if tls:
+        import ssl
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(tls[0], tls[1])
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
     print("READY %d" % srv.server_address[1], flush=True)
     try:
         srv.serve_forever(poll_interval=0.2)

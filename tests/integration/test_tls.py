@@ -216,3 +216,62 @@ def test_reload_swaps_certificates_without_dropping(work_dir, origin, certs):
         assert out.count(b"HTTP/1.1 200") == 2, out[:500]
     finally:
         g.stop()
+
+
+UPSTREAM_TLS = """\
+workers: 1
+access_log: "off"
+listeners: [{{name: public, listen: "127.0.0.1:{port}"}}]
+upstreams:
+  - name: verified
+    endpoints: ["127.0.0.1:{tls_origin}"]
+    tls: true
+    sni: a.example.com
+    ca: "{certs}/ca.pem"
+  - name: wrong_name
+    endpoints: ["127.0.0.1:{tls_origin}"]
+    tls: true
+    sni: other.test
+    ca: "{certs}/ca.pem"
+    retries: {{attempts: 0}}
+  - name: unverified
+    endpoints: ["127.0.0.1:{tls_origin}"]
+    tls: true
+    sni: other.test
+    verify: false
+routes:
+  - {{match: {{prefix: /v/}}, upstream: verified}}
+  - {{match: {{prefix: /w/}}, upstream: wrong_name}}
+  - {{match: {{prefix: /u/}}, upstream: unverified}}
+"""
+
+
+@pytest.fixture(scope="module")
+def tls_origin(work_dir, certs):
+    from conftest import Origin
+    o = Origin(work_dir, "tls_origin")
+    o.argv += ["--tls", os.path.join(certs, "ecdsa.pem"), os.path.join(certs, "ecdsa.key")]
+    o.start()
+    yield o
+    o.stop()
+
+
+def test_upstream_over_tls(work_dir, certs, tls_origin):
+    g = Gateway(work_dir, "tls_upstream", UPSTREAM_TLS, certs=certs, tls_origin=tls_origin.port)
+    g.start()
+    try:
+        for _ in range(3):  # the second and third reuse the pooled TLS connection
+            resp = g.request("GET", "/v/echo")
+            assert resp.status == 200
+        big = os.urandom(3 * 1024 * 1024)
+        resp = g.request("POST", "/v/echo", body=big)
+        assert resp.status == 200
+        assert resp.json()["body_sha256"] == hashlib.sha256(big).hexdigest()
+        resp = g.request("GET", "/v/bytes?n=3000000")
+        assert resp.status == 200 and len(resp.body) == 3000000
+        # The certificate does not name other.test: verification refuses it.
+        assert g.request("GET", "/w/echo").status == 502
+        assert "TLS handshake failed" in g.log_text()
+        assert g.request("GET", "/u/echo").status == 200
+    finally:
+        g.stop()

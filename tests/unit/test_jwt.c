@@ -265,6 +265,177 @@ static void test_every_algorithm(void)
     jwt_provider_free(p);
 }
 
+/* The published examples, byte for byte: RFC 7515 Appendix A.1 (HS256, with
+ * the JWK "k" the RFC gives), A.2 (RS256) and A.3 (ES256), which all sign
+ * the claims set {"iss":"joe",\r\n "exp":1300819380,\r\n
+ * "http://example.com/is_root":true}, and RFC 8037 Appendix A.4 (Ed25519).
+ * The JWKs keep the public members of the RFCs' keys. */
+#define RFC7515_CLAIMS                                                                             \
+    "eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVl" \
+    "fQ"
+#define RFC7515_EXP 1300819380
+#define RFC8037_D "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A"
+#define RFC8037_X "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"
+#define RFC8037_INPUT "eyJhbGciOiJFZERTQSJ9.RXhhbXBsZSBvZiBFZDI1NTE5IHNpZ25pbmc"
+#define RFC8037_SIG                                                                                \
+    "hgyY0il_MGCjP0JzlnLWG1PPOt7-09PGcvMg3AIbQR6dWbhijcNR4ki4iylGjg5BhVsPt9g7sVvpAr_MuM0KAg"
+
+static const struct {
+    const char *name, *jwks, *token;
+    int want; /* one second before RFC7515_EXP */
+} rfc_examples[] = {
+    {"RFC 7515 A.1 HS256",
+     "{\"keys\":[{\"kty\":\"oct\",\"k\":\"AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtM"
+     "N3Yj0iPS4hcgUuTwjAzZr1Z9CAow\"}]}",
+     "eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9." RFC7515_CLAIMS
+     ".dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
+     JWT_OK},
+    {"RFC 7515 A.2 RS256",
+     "{\"keys\":[{\"kty\":\"RSA\",\"e\":\"AQAB\",\"n\":\"ofgWCuLjybRlzo0tZWJjNiuSfb4p4fAkd_wWJcyQ"
+     "oTbji9k0l8W26mPddxHmfHQp-Vaw-4qPCJrcS2mJPMEzP1Pt0Bm4d4QlL-yRT-SFd2lZS-pCgNMsD1W_YpRPEwOWv"
+     "G6b32690r2jZ47soMZo9wGzjb_7OMg0LOL-bSf63kpaSHSXndS5z5rexMdbBYUsLA9e-KXBdQOS-UTo7WTBEMa2R2C"
+     "apHg665xsmtdVMTBQY4uDZlxvb3qCo5ZwKh9kG4LT6_I5IhlJH7aGhyxXFvUK-DWNmoudF8NAco9_h9iaGNj8q2eth"
+     "FkMLs91kzk2PAcDTW9gb54h4FRWyuXpoQ\"}]}",
+     "eyJhbGciOiJSUzI1NiJ9." RFC7515_CLAIMS
+     ".cC4hiUPoj9Eetdgtv3hF80EGrhuB__dzERat0XF9g2VtQgr9PJbu3XOiZj5RZmh7AAuHIm4Bh-0Qc_lF5YKt_O8W2F"
+     "p5jujGbds9uJdbF9CUAr7t1dnZcAcQjbKBYNX4BAynRFdiuB--f_nZLgrnbyTyWzO75vRK5h6xBArLIARNPvkSjtQBM"
+     "Hlb1L07Qe7K0GarZRmB_eSN9383LcOLn6_dO--xi12jzDwusC-eOkHWEsqtFZESc6BfI7noOPqvhJ1phCnvWh6IeYI2"
+     "w9QOYEUipUTI8np6LbgGY9Fs98rqVt5AXLIhWkWywlVmtVrBp0igcN_IoypGlUPQGe77Rw",
+     JWT_OK},
+    {"RFC 7515 A.3 ES256",
+     "{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHv"
+     "RVEU\",\"y\":\"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0\"}]}",
+     "eyJhbGciOiJFUzI1NiJ9." RFC7515_CLAIMS
+     ".DtEhU3ljbEg8L38VWAfUAqOyKAM6-Xx-F4GawxaepmXFCgfTjDxw5djxLa8ISlSApmWQxfKTUJqPP3-Kg6NU1Q",
+     JWT_OK},
+    /* The payload is the text "Example of Ed25519 signing", not a claims
+     * set: the signature is checked first and passes, then the payload is
+     * refused (a bad signature would say bad_signature). The same key signs
+     * the RFC 7515 claims below. */
+    {"RFC 8037 A.4 EdDSA",
+     "{\"keys\":[{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"" RFC8037_X "\"}]}",
+     RFC8037_INPUT "." RFC8037_SIG, JWT_MALFORMED},
+};
+
+/* `token` gives `want` one second before exp (then from the cache too, and
+ * expired at exp, when `want` is JWT_OK), and bad_signature once any one
+ * byte of its signature changes, even with the good token cached. */
+static void check_rfc_token(const struct jwt_provider *p, const char *name, const char *token,
+                            int want)
+{
+    struct jwt_cache *c = jwt_cache_new(8, 1 << 20, 300);
+    struct jwt_claims cl;
+    const char *reason = NULL;
+    size_t len = strlen(token), sig = (size_t)(strrchr(token, '.') - token) + 1;
+    size_t raw_len = 0, refused = 0;
+    uint8_t raw[512];
+    char *copy = strdup(token);
+    int rc = jwt_verify(p, c, token, len, RFC7515_EXP - 1, &cl, &reason);
+
+    if (rc != want) fprintf(stderr, "%s: %s, expected %s\n", name, reason, jwt_reason_name(want));
+    CHECK_INT(rc, want);
+    if (want == JWT_OK) {
+        check_claim(&cl, "iss", "joe");
+        check_claim(&cl, "exp", "1300819380");
+        CHECK_INT(jwt_verify(p, c, token, len, RFC7515_EXP - 1, &cl, NULL), JWT_OK);
+        struct jwt_cache_stats st;
+        jwt_cache_stats(c, &st);
+        CHECK_INT(st.hits, 1);
+        CHECK_INT(verify_at(p, token, RFC7515_EXP), JWT_EXPIRED);
+        CHECK_INT(verify_at(p, token, NOW), JWT_EXPIRED);
+    }
+    CHECK(base64url_decode(token + sig, len - sig, raw, sizeof raw, &raw_len));
+    CHECK(raw_len > 0);
+    for (size_t i = 0; i < raw_len; i++) {
+        for (unsigned m = 0x01; m <= 0x80; m <<= 7) { /* the lowest and the highest bit */
+            raw[i] ^= (uint8_t)m;
+            base64url_encode(raw, raw_len, copy + sig);
+            rc = jwt_verify(p, c, copy, len, RFC7515_EXP - 1, &cl, NULL);
+            if (rc != JWT_BAD_SIGNATURE)
+                fprintf(stderr, "%s: signature byte %zu ^ 0x%02x: %s\n", name, i, m,
+                        jwt_reason_name(rc));
+            CHECK_INT(rc, JWT_BAD_SIGNATURE);
+            CHECK_INT(cl.count, 0);
+            refused += rc == JWT_BAD_SIGNATURE;
+            raw[i] ^= (uint8_t)m;
+        }
+    }
+    base64url_encode(raw, raw_len, copy + sig);
+    CHECK(strcmp(copy, token) == 0);
+    fprintf(stderr, "%s: %s; %zu of %zu one-byte signature changes refused\n", name,
+            jwt_reason_name(want), refused, 2 * raw_len);
+    free(copy);
+    jwt_cache_free(c);
+}
+
+static bool ed25519_sign(EVP_PKEY *key, const char *msg, uint8_t sig[64])
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    size_t sig_len = 64;
+    bool ok = md && EVP_DigestSignInit(md, NULL, NULL, NULL, key) == 1 &&
+              EVP_DigestSign(md, sig, &sig_len, (const uint8_t *)msg, strlen(msg)) == 1 &&
+              sig_len == 64;
+
+    EVP_MD_CTX_free(md);
+    return ok;
+}
+
+static void test_rfc_examples(void)
+{
+    struct jwt_provider *ed = NULL;
+
+    for (size_t i = 0; i < sizeof rfc_examples / sizeof rfc_examples[0]; i++) {
+        struct opts o = {.jwks = rfc_examples[i].jwks};
+        struct jwt_provider *p = must_provider(&o);
+
+        CHECK_INT(jwt_provider_key_count(p), 1);
+        check_rfc_token(p, rfc_examples[i].name, rfc_examples[i].token, rfc_examples[i].want);
+        if (i == sizeof rfc_examples / sizeof rfc_examples[0] - 1)
+            ed = p;
+        else
+            jwt_provider_free(p);
+    }
+
+    /* RFC 8037 A.4 apart from jwt.c: "x" is the public key of "d", and "d"
+     * (Ed25519 signatures are deterministic) signs the input to the RFC's
+     * signature, which the crypto library verifies with "x". */
+    uint8_t d[32], x[32], pub[32], want[64], sig[64];
+    size_t d_len = 0, x_len = 0, want_len = 0, pub_len = sizeof pub;
+    CHECK(base64url_decode(RFC8037_D, strlen(RFC8037_D), d, sizeof d, &d_len) && d_len == 32);
+    CHECK(base64url_decode(RFC8037_X, strlen(RFC8037_X), x, sizeof x, &x_len) && x_len == 32);
+    CHECK(base64url_decode(RFC8037_SIG, strlen(RFC8037_SIG), want, sizeof want, &want_len) &&
+          want_len == 64);
+    EVP_PKEY *priv = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, d, sizeof d);
+    EVP_PKEY *public_key = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, x, sizeof x);
+    CHECK(priv != NULL && public_key != NULL);
+    if (!priv || !public_key || !ed) {
+        EVP_PKEY_free(priv);
+        EVP_PKEY_free(public_key);
+        jwt_provider_free(ed);
+        return;
+    }
+    CHECK(EVP_PKEY_get_raw_public_key(priv, pub, &pub_len) == 1 && pub_len == 32 &&
+          memcmp(pub, x, 32) == 0);
+    CHECK(ed25519_sign(priv, RFC8037_INPUT, sig) && memcmp(sig, want, 64) == 0);
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    CHECK(md && EVP_DigestVerifyInit(md, NULL, NULL, NULL, public_key) == 1 &&
+          EVP_DigestVerify(md, want, 64, (const uint8_t *)RFC8037_INPUT,
+                           strlen(RFC8037_INPUT)) == 1);
+    EVP_MD_CTX_free(md);
+
+    /* The RFC 8037 key over the RFC 7515 claims: a JWT that verifies. */
+    char token[256];
+    size_t n = (size_t)snprintf(token, sizeof token, "eyJhbGciOiJFZERTQSJ9.%s", RFC7515_CLAIMS);
+    CHECK(ed25519_sign(priv, token, sig));
+    token[n++] = '.';
+    n += base64url_encode(sig, 64, token + n);
+    token[n] = 0;
+    check_rfc_token(ed, "RFC 8037 key, RFC 7515 claims, EdDSA", token, JWT_OK);
+    EVP_PKEY_free(priv);
+    EVP_PKEY_free(public_key);
+    jwt_provider_free(ed);
+}
+
 static void test_alg_none_and_confusion(void)
 {
     struct opts o = {.jwks_file = "jwks.json"}, r = {.jwks_file = "jwks_rsa.json"};
@@ -1152,6 +1323,7 @@ int main(void)
         return 1;
     }
     RUN(test_every_algorithm);
+    RUN(test_rfc_examples);
     RUN(test_alg_none_and_confusion);
     RUN(test_kid);
     RUN(test_time);
