@@ -45,8 +45,12 @@ def closed_at_once(sock):
 def test_max_connections_refuses_cleanly_admin_still_answers(gateway_factory, origin):
     admin = free_port()
     g = gateway_factory("capped", CAPPED, origin=origin.port, admin=admin)
-    held = [socket.create_connection(("127.0.0.1", g.port)) for _ in range(5)]
-    time.sleep(0.3)
+    held = []
+    for _ in range(5):  # each one admitted for sure: it gets an answer
+        c = g.conn(timeout=10)
+        c.send(request_bytes("GET", "/echo"))
+        assert c.read_response().status == 200
+        held.append(c.sock)
     extra = [socket.create_connection(("127.0.0.1", g.port)) for _ in range(20)]
     assert all(closed_at_once(s) for s in extra)
     assert admin_get(admin, "/healthz")[0] == 200
