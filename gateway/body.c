@@ -132,6 +132,7 @@ bool body_collect_start(struct conn *c, const struct http_request *req)
                              "application/json", NULL);
         return true;
     }
+    c->key_hash = proxy_key_hash(c, req);
     if (!proxy_build_head(c, req, &c->held_head, true)) {
         refuse(c, 431, NULL, "request head too large to forward", NULL);
         return true;

@@ -880,7 +880,67 @@ static void parse_listeners(struct loader *ld, const char *key, yaml_node_t *val
     check_listener_addresses(ld, value);
 }
 
+/* ip | jwt.<claim> | header:<Name> | route */
+static void parse_request_key(struct loader *ld, const char *key, yaml_node_t *value,
+                              const char *what, enum request_key_kind *kind, char **arg)
+{
+    const char *s = expect_string(ld, key, value);
+
+    if (!s) return;
+    if (!strcmp(s, "ip")) {
+        *kind = RL_KEY_IP;
+    } else if (!strcmp(s, "route")) {
+        *kind = RL_KEY_ROUTE;
+    } else if (!strncmp(s, "jwt.", 4) && s[4]) {
+        *kind = RL_KEY_JWT_CLAIM;
+        *arg = copy_string(ld, value, s + 4);
+    } else if (!strncmp(s, "header:", 7) && s[7] && !strpbrk(s + 7, " :\t")) {
+        *kind = RL_KEY_HEADER;
+        *arg = copy_string(ld, value, s + 7);
+    } else {
+        report(ld, value, "unknown %s key '%.80s' (expected ip, jwt.<claim>, header:<Name> or "
+                          "route)", what, s);
+    }
+}
+
+static void upstream_hash_key(struct loader *ld, const char *key, yaml_node_t *value,
+                              void *field)
+{
+    struct upstream_conf *u = field;
+
+    parse_request_key(ld, key, value, "hash", &u->hash_key, &u->hash_key_arg);
+}
+
 /* ---- upstreams ---- */
+
+struct endpoint_item {
+    yaml_node_t *address;
+    unsigned weight;
+};
+
+static void endpoint_address(struct loader *ld, const char *key, yaml_node_t *value, void *field)
+{
+    (void)ld;
+    (void)key;
+    ((struct endpoint_item *)field)->address = value;
+}
+
+static void endpoint_weight(struct loader *ld, const char *key, yaml_node_t *value, void *field)
+{
+    uint64_t n;
+
+    if (!expect_uint(ld, key, value, 1000, &n)) return;
+    if (n == 0)
+        report(ld, value, "'%s' must be between 1 and 1000", key);
+    else
+        ((struct endpoint_item *)field)->weight = (unsigned)n;
+}
+
+static const struct key_rule endpoint_rules[] = {
+    WHOLE_REQUIRED("address", endpoint_address),
+    WHOLE("weight", endpoint_weight),
+    END_RULES,
+};
 
 static void parse_endpoints(struct loader *ld, const char *key, yaml_node_t *value, void *field)
 {
@@ -894,6 +954,14 @@ static void parse_endpoints(struct loader *ld, const char *key, yaml_node_t *val
         struct endpoint_conf *e = &u->endpoints[i];
         yaml_node_t *item = item_at(ld, value, i);
         snprintf(name, sizeof name, "%s[%zu]", key, i);
+        e->weight = 1;
+        if (item->type == YAML_MAPPING_NODE) { /* {address: host:port, weight: N} */
+            struct endpoint_item it = {.weight = 1};
+            parse_section(ld, name, item, "endpoint", endpoint_rules, &it);
+            e->weight = it.weight;
+            item = it.address;
+            if (!item) continue;
+        }
         const char *s = expect_string(ld, name, item);
         if (!s) continue;
         e->text = copy_string(ld, item, s);
@@ -915,7 +983,7 @@ static void parse_balance(struct loader *ld, const char *key, yaml_node_t *value
     else if (strcmp(s, "least_request") == 0)
         *balance = BALANCE_LEAST_REQUEST;
     else if (strcmp(s, "hash") == 0)
-        report(ld, value, "balance '%s' is not supported by this build yet", s);
+        *balance = BALANCE_HASH;
     else
         report(ld, value, "unknown balance '%.80s' (expected round_robin, least_request or hash)",
                s);
@@ -1076,6 +1144,24 @@ static void build_upstream_tls(struct loader *ld, yaml_node_t *item, struct upst
     if (!u->tls) report(ld, find_value(ld, item, "tls"), "upstream TLS: %s", err);
 }
 
+static void build_upstream_ring(struct loader *ld, yaml_node_t *item, struct upstream_conf *u)
+{
+    const char *names[1024];
+    unsigned weights[1024];
+
+    if (u->balance != BALANCE_HASH || !u->endpoints) return;
+    if (u->n_endpoints > 1024) {
+        report(ld, item, "balance hash takes at most 1024 endpoints");
+        return;
+    }
+    for (size_t i = 0; i < u->n_endpoints; i++) {
+        names[i] = u->endpoints[i].text ? u->endpoints[i].text : "";
+        weights[i] = u->endpoints[i].weight;
+    }
+    if (hash_ring_build(&u->ring, names, weights, u->n_endpoints) < 0)
+        report(ld, item, "out of memory");
+}
+
 static const struct key_rule upstream_rules[] = {
     REQUIRED("name", set_name, struct upstream_conf, name),
     WHOLE_REQUIRED("endpoints", parse_endpoints),
@@ -1084,6 +1170,7 @@ static const struct key_rule upstream_rules[] = {
     KEY("timeout", set_timeout, struct upstream_conf, timeout),
     KEY("keepalive", parse_keepalive, struct upstream_conf, keepalive),
     KEY("health_check", parse_health, struct upstream_conf, health),
+    WHOLE("hash_key", upstream_hash_key),
     KEY("tls", set_bool, struct upstream_conf, tls_enabled),
     KEY("sni", set_sni, struct upstream_conf, sni),
     KEY("verify", set_bool, struct upstream_conf, tls_verify),
@@ -1123,6 +1210,7 @@ static void parse_upstreams(struct loader *ld, const char *key, yaml_node_t *val
         if (cfg->upstreams[i].health.enabled && !cfg->upstreams[i].health.path)
             cfg->upstreams[i].health.path = copy_string(ld, value, "/healthz");
         build_upstream_tls(ld, item_at(ld, value, i), &cfg->upstreams[i]);
+        build_upstream_ring(ld, item_at(ld, value, i), &cfg->upstreams[i]);
     }
     check_unique_names(ld, value, "upstream", cfg->upstreams, sizeof *cfg->upstreams,
                        offsetof(struct upstream_conf, name), cfg->n_upstreams);
@@ -1431,24 +1519,10 @@ static void parse_schemas(struct loader *ld, const char *key, yaml_node_t *value
 static void rl_key(struct loader *ld, const char *key, yaml_node_t *value, void *field)
 {
     struct ratelimit_conf *r = field;
-    const char *s = expect_string(ld, key, value);
 
-    if (!s) return;
-    if (!strcmp(s, "ip")) {
-        r->key = RL_KEY_IP;
-    } else if (!strcmp(s, "route")) {
-        r->key = RL_KEY_ROUTE;
-    } else if (!strncmp(s, "jwt.", 4) && s[4]) {
-        r->key = RL_KEY_JWT_CLAIM;
-        r->key_arg = copy_string(ld, value, s + 4);
-    } else if (!strncmp(s, "header:", 7) && s[7] && !strpbrk(s + 7, " :\t")) {
-        r->key = RL_KEY_HEADER;
-        r->key_arg = copy_string(ld, value, s + 7);
-    } else {
-        report(ld, value, "unknown rate-limit key '%.80s' (expected ip, jwt.<claim>, "
-                          "header:<Name> or route)", s);
-    }
+    parse_request_key(ld, key, value, "rate-limit", &r->key, &r->key_arg);
 }
+
 
 static void rl_rate(struct loader *ld, const char *key, yaml_node_t *value, void *field)
 {
@@ -2027,6 +2101,8 @@ void config_free(struct config *cfg)
         free(u->health.path);
         free(u->sni);
         free(u->tls_ca);
+        free(u->hash_key_arg);
+        hash_ring_free(&u->ring);
         if (u->tls)
             tls_context_free(u->tls);
     }

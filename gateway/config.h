@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "balance.h"
 #include "bucket.h"
 
 #define CONFIG_MAX_ERRORS 64
@@ -47,10 +48,14 @@ struct listener_conf {
 struct endpoint_conf {
     char *text; /* as written, e.g. "127.0.0.1:9000" or "origin.local:80" */
     struct sockaddr_any addr; /* resolved at load */
+    unsigned weight;          /* default 1 */
     unsigned metrics_id;
 };
 
 enum balance { BALANCE_ROUND_ROBIN, BALANCE_LEAST_REQUEST, BALANCE_HASH };
+
+/* What a request is keyed by, for rate limits and the hash balancer. */
+enum request_key_kind { RL_KEY_IP, RL_KEY_JWT_CLAIM, RL_KEY_HEADER, RL_KEY_ROUTE };
 
 /* What a retry is allowed on (retries.on). */
 #define RETRY_CONNECT_FAILURE (1u << 0)
@@ -93,6 +98,9 @@ struct upstream_conf {
     struct retry_conf retries;
     struct circuit_conf circuit;
     struct health_conf health;
+    enum request_key_kind hash_key; /* balance: hash; default ip */
+    char *hash_key_arg;
+    struct hash_ring ring;          /* balance: hash */
     bool tls_enabled;        /* `tls: true` */
     struct tls_context *tls; /* then: connections to the endpoints use TLS */
     char *sni;               /* server name sent and verified; default: the endpoint's host */
@@ -113,11 +121,9 @@ struct jwt_conf {
     unsigned metrics_id;
 };
 
-enum ratelimit_key { RL_KEY_IP, RL_KEY_JWT_CLAIM, RL_KEY_HEADER, RL_KEY_ROUTE };
-
 struct ratelimit_conf {
     char *name;
-    enum ratelimit_key key;
+    enum request_key_kind key;
     char *key_arg;      /* the claim or header name */
     double rate;        /* tokens per second */
     uint64_t burst;     /* bucket size */

@@ -110,6 +110,7 @@ struct conn {
     unsigned attempts;
     struct buf held_head; /* the upstream request head, waiting for the body */
     size_t body_len;      /* decoded bytes of a body being collected */
+    uint64_t key_hash;    /* the request's key for balance: hash */
     bool req_sent;     /* the whole request has gone upstream */
     bool resp_head;    /* the response head has been parsed */
     bool resp_started; /* some of the response has gone to the client */
@@ -189,6 +190,8 @@ bool proxy_build_head(struct conn *c, const struct http_request *req, struct buf
 /* Forwards a request whose head was built into c->held_head and whose
  * body (c->req_body) is in c->in. */
 void proxy_start_held(struct conn *c);
+/* The request's key hashed for balance: hash (0 for other balancers). */
+uint64_t proxy_key_hash(const struct conn *c, const struct http_request *req);
 void proxy_on_client_data(struct conn *c);
 void proxy_on_client_sent(struct conn *c);
 void proxy_on_upstream_connected(struct conn *c, int res);
@@ -255,7 +258,7 @@ enum acquire_error {
  * -1. first_attempt: a new request, which adds to the retry budget. NULL
  * with *why when none can be had. */
 struct upconn *upstream_acquire(struct worker *w, const struct upstream_conf *u, int avoid,
-                                bool first_attempt, enum acquire_error *why);
+                                bool first_attempt, uint64_t key_hash, enum acquire_error *why);
 /* The request's outcome, for the endpoint's circuit breaker (once). */
 void upstream_report(struct upconn *up, bool success);
 /* Takes a token from the upstream's retry budget; false when it is spent. */

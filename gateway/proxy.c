@@ -291,7 +291,7 @@ static void resend(struct conn *c, int avoid)
     struct upconn *old = c->up, *up;
     enum acquire_error why;
 
-    up = upstream_acquire(c->w, c->route->upstream, avoid, false, &why);
+    up = upstream_acquire(c->w, c->route->upstream, avoid, false, c->key_hash, &why);
     if (!up) {
         answer_unavailable(c, why);
         return;
@@ -369,6 +369,19 @@ static void upstream_fail(struct conn *c, enum upstream_outcome outcome, int sta
     fail(c, status, message);
 }
 
+uint64_t proxy_key_hash(const struct conn *c, const struct http_request *req)
+{
+    const struct upstream_conf *u = c->route->upstream;
+    const char *key;
+    size_t len;
+
+    if (u->balance != BALANCE_HASH ||
+        !request_key(u->hash_key, u->hash_key_arg, c->route, req, c->peer_ip, &c->claims, &key,
+                     &len))
+        return 0;
+    return balance_hash(key, len);
+}
+
 void proxy_start(struct conn *c, const struct http_request *req)
 {
     const struct upstream_conf *u = c->route->upstream;
@@ -376,7 +389,8 @@ void proxy_start(struct conn *c, const struct http_request *req)
     struct upconn *up;
 
     c->state = CS_PROXY;
-    up = upstream_acquire(c->w, u, -1, true, &why);
+    c->key_hash = proxy_key_hash(c, req);
+    up = upstream_acquire(c->w, u, -1, true, c->key_hash, &why);
     if (!up) {
         answer_unavailable(c, why);
         return;
@@ -400,7 +414,7 @@ void proxy_start_held(struct conn *c)
     struct upconn *up;
 
     c->state = CS_PROXY;
-    up = upstream_acquire(c->w, u, -1, true, &why);
+    up = upstream_acquire(c->w, u, -1, true, c->key_hash, &why);
     if (!up) {
         answer_unavailable(c, why);
         return;

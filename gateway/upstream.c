@@ -13,6 +13,7 @@
 
 #include "conn.h"
 #include "endpoint.h"
+#include "retry_budget.h"
 #include "log.h"
 #include "tls.h"
 
@@ -33,14 +34,14 @@ struct upstream_state {
     unsigned next_endpoint;
     struct endpoint_pool *pools;
     unsigned *inflight; /* per endpoint: requests of this worker (least_request) */
+    int64_t *wrr;       /* per endpoint: smooth weighted round robin state */
+    unsigned *weights;
     size_t n_endpoints;
     size_t live; /* connections pointing here */
-    double retry_tokens;
+    struct retry_budget retries;
     bool retired;
 };
 
-#define RETRY_TOKENS_MAX 10.0
-#define RETRY_TOKENS_PER_REQUEST 0.2 /* retries add at most 20 % to the load */
 
 static struct upstream_state *state_new(const struct upstream_conf *u)
 {
@@ -50,16 +51,22 @@ static struct upstream_state *state_new(const struct upstream_conf *u)
         return NULL;
     us->pools = calloc(u->n_endpoints, sizeof(struct endpoint_pool));
     us->inflight = calloc(u->n_endpoints, sizeof(unsigned));
-    if (!us->pools || !us->inflight) {
+    us->wrr = calloc(u->n_endpoints, sizeof(int64_t));
+    us->weights = calloc(u->n_endpoints, sizeof(unsigned));
+    if (!us->pools || !us->inflight || !us->wrr || !us->weights) {
         free(us->pools);
         free(us->inflight);
+        free(us->wrr);
+        free(us->weights);
         free(us);
         return NULL;
     }
+    for (size_t i = 0; i < u->n_endpoints; i++)
+        us->weights[i] = u->endpoints[i].weight;
     us->conf = u;
     us->upstream_id = u->metrics_id;
     us->n_endpoints = u->n_endpoints;
-    us->retry_tokens = RETRY_TOKENS_MAX;
+    retry_budget_init(&us->retries);
     return us;
 }
 
@@ -67,6 +74,8 @@ static void state_free(struct upstream_state *us)
 {
     free(us->pools);
     free(us->inflight);
+    free(us->wrr);
+    free(us->weights);
     free(us);
 }
 
@@ -124,7 +133,8 @@ static bool same_endpoints(const struct upstream_conf *a, const struct upstream_
     if (strcmp(a->name, b->name) != 0 || a->n_endpoints != b->n_endpoints)
         return false;
     for (size_t e = 0; e < a->n_endpoints; e++)
-        if (!sockaddr_equal(&a->endpoints[e].addr, &b->endpoints[e].addr))
+        if (!sockaddr_equal(&a->endpoints[e].addr, &b->endpoints[e].addr) ||
+            a->endpoints[e].weight != b->endpoints[e].weight)
             return false;
     return true;
 }
@@ -253,12 +263,34 @@ static uint64_t next_random(struct worker *w)
     return w->rng * 0x2545F4914F6CDD1DULL;
 }
 
+struct pick {
+    struct worker *w;
+    struct upstream_state *us;
+    int avoid;
+};
+
+static bool pick_usable(void *arg, size_t i)
+{
+    struct pick *p = arg;
+
+    if ((int)i == p->avoid && p->us->n_endpoints > 1)
+        return false;
+    return endpoint_usable(p->us, (unsigned)i, p->w->now);
+}
+
 /* The endpoint for the next request, or -1 when none may take it. avoid:
  * the endpoint that just failed this request (-1: none); it is taken only
- * when it is the only one. */
-static int choose_endpoint(struct worker *w, struct upstream_state *us, int avoid)
+ * when it is the only one. key_hash: the request's key, for balance hash. */
+static int choose_endpoint(struct worker *w, struct upstream_state *us, int avoid,
+                           uint64_t key_hash)
 {
     unsigned n = (unsigned)us->n_endpoints;
+    struct pick p = {w, us, avoid};
+
+    if (us->conf->balance == BALANCE_HASH)
+        return hash_ring_pick_hash(&us->conf->ring, key_hash, pick_usable, &p);
+    if (us->conf->balance == BALANCE_ROUND_ROBIN)
+        return wrr_pick(us->weights, us->wrr, n, pick_usable, &p);
 
     if (us->conf->balance == BALANCE_LEAST_REQUEST && n > 1) {
         /* Power of two choices: the less busy of two picked at random. */
@@ -283,7 +315,7 @@ static int choose_endpoint(struct worker *w, struct upstream_state *us, int avoi
 }
 
 struct upconn *upstream_acquire(struct worker *w, const struct upstream_conf *u, int avoid,
-                                bool first_attempt, enum acquire_error *why)
+                                bool first_attempt, uint64_t key_hash, enum acquire_error *why)
 {
     struct upstream_state *us = state_of(w, u);
     struct endpoint_pool *pool;
@@ -295,12 +327,9 @@ struct upconn *upstream_acquire(struct worker *w, const struct upstream_conf *u,
     if (!us)
         return NULL;
     u = us->conf;
-    if (first_attempt) { /* each request earns a fraction of a retry */
-        us->retry_tokens += RETRY_TOKENS_PER_REQUEST;
-        if (us->retry_tokens > RETRY_TOKENS_MAX)
-            us->retry_tokens = RETRY_TOKENS_MAX;
-    }
-    ep = choose_endpoint(w, us, avoid);
+    if (first_attempt) /* each request earns a fraction of a retry */
+        retry_budget_earn(&us->retries);
+    ep = choose_endpoint(w, us, avoid, key_hash);
     if (ep < 0) {
         *why = ACQUIRE_NO_ENDPOINT;
         return NULL;
@@ -346,12 +375,7 @@ struct upconn *upstream_acquire(struct worker *w, const struct upstream_conf *u,
 
 bool upstream_retry_allowed(struct upconn *up)
 {
-    struct upstream_state *us = up->us;
-
-    if (us->retry_tokens < 1.0)
-        return false;
-    us->retry_tokens -= 1.0;
-    return true;
+    return retry_budget_spend(&up->us->retries);
 }
 
 void upstream_report(struct upconn *up, bool success)

@@ -173,3 +173,34 @@ def test_retry_budget_caps_extra_load(gateway_factory, origin):
     print("\n%d requests caused %d origin attempts (%.0f%% extra)" % (n, seen,
                                                                       100.0 * (seen - n) / n))
     assert n < seen <= n * 1.2 + 10 + 1
+
+
+BALANCED = """\
+workers: 1
+access_log: "off"
+listeners: [{{name: public, listen: "127.0.0.1:{port}"}}]
+upstreams:
+  - name: weighted
+    endpoints: [{{address: "127.0.0.1:{a}", weight: 3}}, "127.0.0.1:{b}"]
+  - name: sticky
+    endpoints: ["127.0.0.1:{a}", "127.0.0.1:{b}"]
+    balance: hash
+    hash_key: "header:X-User"
+routes:
+  - {{match: {{prefix: /w/}}, upstream: weighted}}
+  - {{match: {{prefix: /s/}}, upstream: sticky}}
+"""
+
+
+def test_weights_and_consistent_hash(gateway_factory, origin, origin_b):
+    g = gateway_factory("balanced", BALANCED, a=origin.port, b=origin_b.port)
+    ports = [g.request("GET", "/w/echo").json()["origin_port"] for _ in range(40)]
+    assert ports.count(origin.port) == 30 and ports.count(origin_b.port) == 10
+    seen = {}
+    for user in ["u%d" % i for i in range(40)]:
+        first = g.request("GET", "/s/echo", headers=[("X-User", user)]).json()["origin_port"]
+        for _ in range(3):
+            again = g.request("GET", "/s/echo", headers=[("X-User", user)]).json()
+            assert again["origin_port"] == first, "user %s moved" % user
+        seen[user] = first
+    assert set(seen.values()) == {origin.port, origin_b.port}

@@ -317,11 +317,13 @@ static void test_reserved_keys(void)
              "    tls: {certificates: []}\n"
              "upstreams:\n"
              "  - name: a\n"
-             "    endpoints: [127.0.0.1:1]\n"
-             "    balance: hash\n");
-    CHECK_INT(errors.count, 2);
+             "    endpoints: [127.0.0.1:1, {address: 127.0.0.1:2, weight: 0}]\n"
+             "    balance: hash\n"
+             "    hash_key: cookie\n");
+    CHECK_INT(errors.count, 3);
     CHECK_ERROR(0, "t.yaml:3:25: 'certificates' needs 1 to 32 certificates");
-    CHECK_ERROR(1, "t.yaml:7:14: balance 'hash' is not supported by this build yet");
+    CHECK_ERROR(1, "t.yaml:6:61: 'weight' must be between 1 and 1000");
+    CHECK_ERROR(2, "t.yaml:8:15: unknown hash key 'cookie'");
 
     load_bad(LISTENER "upstreams: [{name: a, endpoints: [127.0.0.1:1], balance: random}]\n");
     CHECK_ERROR(0, "t.yaml:2:58: unknown balance 'random'");
