@@ -7,13 +7,13 @@
 /* The bucket key of a request under policy p; false when it has none (a
  * claim the token lacks). A missing header keys the empty string: requests
  * without it share one bucket rather than escaping the limit. */
-static bool request_key(const struct ratelimit_conf *p, const struct route_conf *route,
-                        const struct http_request *req, const char *client_ip,
-                        const struct jwt_claims *claims, const char **key, size_t *len)
+bool request_key(enum request_key_kind kind, const char *arg, const struct route_conf *route,
+                 const struct http_request *req, const char *client_ip,
+                 const struct jwt_claims *claims, const char **key, size_t *len)
 {
     const struct http_header *h;
 
-    switch (p->key) {
+    switch (kind) {
     case RL_KEY_IP:
         *key = client_ip;
         *len = strlen(client_ip);
@@ -23,12 +23,12 @@ static bool request_key(const struct ratelimit_conf *p, const struct route_conf 
         *len = strlen(route->name);
         return true;
     case RL_KEY_HEADER:
-        h = http1_find_header(req->headers, req->n_headers, p->key_arg);
+        h = http1_find_header(req->headers, req->n_headers, arg);
         *key = h ? h->value.p : "";
         *len = h ? h->value.len : 0;
         return true;
     case RL_KEY_JWT_CLAIM:
-        *key = claims ? jwt_claim(claims, p->key_arg, len) : NULL;
+        *key = claims ? jwt_claim(claims, arg, len) : NULL;
         return *key != NULL;
     }
     return false;
@@ -72,7 +72,7 @@ bool ratelimit_check(const struct route_conf *route,
 
         if ((p->key == RL_KEY_JWT_CLAIM) != (phase == RATELIMIT_AFTER_AUTH))
             continue;
-        if (!request_key(p, route, req, client_ip, claims, &key, &len))
+        if (!request_key(p->key, p->key_arg, route, req, client_ip, claims, &key, &len))
             continue;
         if (!rl_table_take(table, p->metrics_id, key, len, &p->bucket, now_us, 1, &r)) {
             keep_tightest(v, &r);

@@ -25,6 +25,13 @@ struct ratelimit_verdict {
 
 enum ratelimit_phase { RATELIMIT_BEFORE_AUTH, RATELIMIT_AFTER_AUTH };
 
+/* A request's key under a key spec (ip, jwt.<claim>, header:<Name>,
+ * route), shared with the hash balancer. False when it has none (a claim
+ * the token lacks); a missing header is the empty key. */
+bool request_key(enum request_key_kind kind, const char *arg, const struct route_conf *route,
+                 const struct http_request *req, const char *client_ip,
+                 const struct jwt_claims *claims, const char **key, size_t *len);
+
 /* The process-wide bucket table shared by all workers (exact limits),
  * bounded to `memory` bytes: idle keys are evicted first. */
 int ratelimit_init(size_t memory);
