@@ -194,3 +194,30 @@ def test_repeat_tokens_are_cached(jgw, keys):
     for _ in range(200):
         assert get(jgw, "/secure/echo", tok).status == 200
     assert time.monotonic() - started < 30
+
+
+def test_jwks_reloaded_on_sighup(work_dir, origin, keys, tmp_path):
+    """A key added to the JWKS file is used after SIGHUP, and a removed one
+    no longer is."""
+    import os
+    import signal
+    path = tmp_path / "jwks.json"
+    path.write_text(json.dumps({"keys": [k for k in keys["jwks"]["keys"] if k["kid"] == "rsa1"]}))
+    g = Gateway(work_dir, "jwt_reload", CONFIG, origin=origin.port, admin=free_port(),
+                issuer=ISSUER, jwks=str(path), secret=b64(SECRET))
+    g.start()
+    try:
+        assert get(g, "/secure/echo", token(keys, "ES256", "ec1")).status == 401
+        assert get(g, "/secure/echo", token(keys, "RS256", "rsa1")).status == 200
+        path.write_text(json.dumps({"keys": [k for k in keys["jwks"]["keys"]
+                                             if k["kid"] == "ec1"]}))
+        mark = g.log_size()
+        os.kill(g.pid, signal.SIGHUP)
+        deadline = time.monotonic() + 5
+        while "configuration reloaded" not in g.log_text(mark) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)  # workers switch at their next loop turn
+        assert get(g, "/secure/echo", token(keys, "ES256", "ec1")).status == 200
+        assert get(g, "/secure/echo", token(keys, "RS256", "rsa1")).status == 401
+    finally:
+        g.stop()

@@ -204,3 +204,33 @@ def test_weights_and_consistent_hash(gateway_factory, origin, origin_b):
             assert again["origin_port"] == first, "user %s moved" % user
         seen[user] = first
     assert set(seen.values()) == {origin.port, origin_b.port}
+
+
+LIMITED = """\
+workers: 1
+access_log: "off"
+listeners: [{{name: public, listen: "127.0.0.1:{port}"}}]
+upstreams:
+  - name: small
+    endpoints: ["127.0.0.1:{origin}"]
+    keepalive: 0
+    circuit_breaker: {{max_connections: 2}}
+routes:
+  - {{match: {{prefix: /}}, upstream: small}}
+"""
+
+
+def test_max_connections_answers_503_at_once(gateway_factory, origin):
+    import threading
+    g = gateway_factory("limited", LIMITED, origin=origin.port)
+    slow = [threading.Thread(target=lambda: g.request("GET", "/sleep?ms=1500")) for _ in range(2)]
+    for t in slow:
+        t.start()
+    time.sleep(0.4)
+    started = time.monotonic()
+    resp = g.request("GET", "/echo")
+    assert resp.status == 503 and resp.header("Retry-After") == "1"
+    assert time.monotonic() - started < 0.5
+    for t in slow:
+        t.join(10)
+    assert g.request("GET", "/echo").status == 200

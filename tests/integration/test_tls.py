@@ -101,6 +101,12 @@ def test_versions_and_alpn(tls_gw, certs, flag, version):
     assert "Verify return code: 0 (ok)" in out
 
 
+def test_tls11_refused(tls_gw, certs):
+    out = s_client(tls_gw, certs, "-tls1_1", "-servername", "a.example.com")
+    assert "New, TLSv1.1" not in out
+    assert "Cipher is (NONE)" in out or "alert" in out, out
+
+
 def test_min_version_13_refuses_tls12(work_dir, origin, certs):
     g = Gateway(work_dir, "tls13", CONFIG, origin=origin.port, certs=certs, admin=free_port(),
                 min_version="1.3")
