@@ -5,6 +5,9 @@ CMAKE_FLAGS ?=
 
 .PHONY: all deps test-deps build run test asan package fuzz clean
 
+# Seconds each fuzz target runs for `make fuzz`.
+FUZZ_SECONDS ?= 60
+
 all: build
 
 deps:
@@ -33,6 +36,9 @@ package: build
 	cmake -S . -B $(BUILD)-rpm -DCMAKE_BUILD_TYPE=Release -DRINGGATE_TLS=openssl $(CMAKE_FLAGS)
 	cmake --build $(BUILD)-rpm -j$$(nproc)
 	cd $(BUILD)-rpm && cpack -G RPM && cp *.rpm ../$(BUILD)/
+
+fuzz: test-deps
+	scripts/fuzz.sh $(FUZZ_SECONDS)
 
 clean:
 	rm -rf $(BUILD) build-*

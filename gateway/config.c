@@ -445,6 +445,8 @@ static int parse_port(const char *s, char *port, size_t port_size)
     return 0;
 }
 
+bool config_numeric_hosts_only;
+
 int config_parse_address(const char *text, struct sockaddr_any *addr, char *err, size_t err_size)
 {
     char host[256], port[8];
@@ -478,6 +480,8 @@ int config_parse_address(const char *text, struct sockaddr_any *addr, char *err,
             return -1;
         }
         port_text = colon + 1;
+        if (config_numeric_hosts_only)
+            hints.ai_flags |= AI_NUMERICHOST;
     }
     if (host_len == 0 || host_len >= sizeof host) {
         snprintf(err, err_size, "invalid address '%.80s': %s host", text,

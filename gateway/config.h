@@ -202,6 +202,10 @@ struct config *config_load_string(const char *path, const char *text, size_t len
 
 void config_free(struct config *cfg);
 
+/* Names in addresses are not resolved, only numeric ones accepted: for the
+ * fuzz target, where a DNS query per input would be slow. */
+extern bool config_numeric_hosts_only;
+
 /* Parses "host:port", "[v6]:port" or "*:port" into addr; names resolved
  * (blocking: for the main thread). 0 or -1 with a message in err. */
 int config_parse_address(const char *text, struct sockaddr_any *addr, char *err,
