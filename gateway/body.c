@@ -4,6 +4,7 @@
  * connected to the origin while the client uploads. A valid body is then
  * forwarded with a Content-Length. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -41,12 +42,34 @@ static void refuse(struct conn *c, int status, const char *code, const char *mes
     conn_respond_error_json(c, status, code, message, members, NULL);
 }
 
+/* Bodies whose arena fits this are validated in a per-worker arena kept
+ * between requests: no malloc, no fresh pages. Larger ones get their own
+ * (a kept arena that size would hold tens of MiB per worker for good). */
+#define KEPT_ARENA_MAX (4u << 20)
+
+static int validate(struct worker *w, const struct schema *s, const char *body, size_t len,
+                    struct schema_result *res)
+{
+    size_t need = schema_arena_size(s, len);
+
+    if (need > KEPT_ARENA_MAX)
+        return schema_validate(s, body, len, res);
+    if (w->schema_arena_size < need) {
+        void *bigger = realloc(w->schema_arena, need);
+        if (!bigger)
+            return schema_validate(s, body, len, res);
+        w->schema_arena = bigger;
+        w->schema_arena_size = need;
+    }
+    return schema_validate_in(s, body, len, w->schema_arena, w->schema_arena_size, res);
+}
+
 static void validate_and_forward(struct conn *c)
 {
     const struct schema_conf *schema = c->route->schema;
     struct schema_result res;
     char members[1400], ipath[600], spath[600], length[48];
-    int rc = schema_validate(schema->compiled, buf_head(&c->in), c->body_len, &res);
+    int rc = validate(c->w, schema->compiled, buf_head(&c->in), c->body_len, &res);
 
     if (rc == SCHEMA_BAD_JSON) {
         metrics_schema_rejected(c->w->metrics, schema->metrics_id);

@@ -571,4 +571,5 @@ void worker_destroy(struct worker *w)
     access_log_destroy(&w->access_log);
     if (w->jwt_cache)
         jwt_cache_free(w->jwt_cache);
+    free(w->schema_arena);
 }

@@ -86,6 +86,8 @@ struct worker {
     struct worker_metrics *metrics;
     struct access_log access_log;
     struct jwt_cache *jwt_cache; /* verified tokens of this worker */
+    void *schema_arena;          /* kept between validations (body.c) */
+    size_t schema_arena_size;
 } __attribute__((aligned(16)));
 
 /* Process-wide control, written by the main thread. */
