@@ -2,6 +2,7 @@
 #include "metrics.h"
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -242,6 +243,28 @@ static void emit_histogram(struct out *o, const char *name, const char *label, c
     emit(o, "%s_count{%s=\"%s\"} %llu\n", name, label, value, (unsigned long long)count);
 }
 
+#define NO_SUBTRAHEND ((size_t)-1)
+
+/* A per-listener series summed over the workers: the counters at `plus`
+ * (an array by listener id in struct worker_metrics), minus those at
+ * `minus` for a gauge of things opened and closed. */
+static void emit_per_listener(struct out *o, struct worker_metrics *const *w, size_t n,
+                              const char *name, const char *type, const char *help, size_t plus,
+                              size_t minus)
+{
+    emit(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+    for (unsigned l = 0; l < listener_ids.count; l++) {
+        int64_t sum = 0;
+        for (size_t i = 0; i < n; i++) {
+            const char *base = (const char *)w[i];
+            sum += (int64_t)get((const counter_t *)(base + plus) + l);
+            if (minus != NO_SUBTRAHEND)
+                sum -= (int64_t)get((const counter_t *)(base + minus) + l);
+        }
+        emit(o, "%s{listener=\"%s\"} %lld\n", name, listener_ids.names[l], (long long)sum);
+    }
+}
+
 struct series {
     uint64_t key;
     uint64_t count;
@@ -289,55 +312,22 @@ static void render_requests(struct out *o, struct worker_metrics *const *w, size
     for (unsigned r = 0; r < route_ids.count; r++)
         emit_histogram(o, "ringgate_request_duration_seconds", "route",
                        r ? route_ids.names[r] : "none", w, n, pick_request, r);
-    emit(o, "# HELP ringgate_connections_active Client connections open now.\n"
-            "# TYPE ringgate_connections_active gauge\n");
-    for (unsigned l = 0; l < listener_ids.count; l++) {
-        uint64_t opened = 0, closed = 0;
-        for (size_t i = 0; i < n; i++) {
-            opened += get(&w[i]->conns_opened[l]);
-            closed += get(&w[i]->conns_closed[l]);
-        }
-        emit(o, "ringgate_connections_active{listener=\"%s\"} %lld\n", listener_ids.names[l],
-             (long long)(opened - closed));
-    }
-    emit(o, "# HELP ringgate_connections_refused_total Connections closed at accept: over "
-            "max_connections.\n# TYPE ringgate_connections_refused_total counter\n");
-    for (unsigned l = 0; l < listener_ids.count; l++) {
-        uint64_t sum = 0;
-        for (size_t i = 0; i < n; i++)
-            sum += get(&w[i]->conns_refused[l]);
-        emit(o, "ringgate_connections_refused_total{listener=\"%s\"} %llu\n",
-             listener_ids.names[l], (unsigned long long)sum);
-    }
-    emit(o, "# HELP ringgate_tunnels_active WebSocket (upgraded) tunnels open now.\n"
-            "# TYPE ringgate_tunnels_active gauge\n");
-    for (unsigned l = 0; l < listener_ids.count; l++) {
-        uint64_t opened = 0, closed = 0;
-        for (size_t i = 0; i < n; i++) {
-            opened += get(&w[i]->tunnels_opened[l]);
-            closed += get(&w[i]->tunnels_closed[l]);
-        }
-        emit(o, "ringgate_tunnels_active{listener=\"%s\"} %lld\n", listener_ids.names[l],
-             (long long)(opened - closed));
-    }
-    emit(o, "# HELP ringgate_tls_handshake_failures_total TLS handshakes that failed.\n"
-            "# TYPE ringgate_tls_handshake_failures_total counter\n");
-    for (unsigned l = 0; l < listener_ids.count; l++) {
-        uint64_t sum = 0;
-        for (size_t i = 0; i < n; i++)
-            sum += get(&w[i]->tls_failures[l]);
-        emit(o, "ringgate_tls_handshake_failures_total{listener=\"%s\"} %llu\n",
-             listener_ids.names[l], (unsigned long long)sum);
-    }
-    emit(o, "# HELP ringgate_tls_plaintext_requests_total Plain HTTP sent to a TLS port.\n"
-            "# TYPE ringgate_tls_plaintext_requests_total counter\n");
-    for (unsigned l = 0; l < listener_ids.count; l++) {
-        uint64_t sum = 0;
-        for (size_t i = 0; i < n; i++)
-            sum += get(&w[i]->tls_plaintext[l]);
-        emit(o, "ringgate_tls_plaintext_requests_total{listener=\"%s\"} %llu\n",
-             listener_ids.names[l], (unsigned long long)sum);
-    }
+    emit_per_listener(o, w, n, "ringgate_connections_active", "gauge",
+                      "Client connections open now.", offsetof(struct worker_metrics, conns_opened),
+                      offsetof(struct worker_metrics, conns_closed));
+    emit_per_listener(o, w, n, "ringgate_connections_refused_total", "counter",
+                      "Connections closed at accept: over max_connections.",
+                      offsetof(struct worker_metrics, conns_refused), NO_SUBTRAHEND);
+    emit_per_listener(o, w, n, "ringgate_tunnels_active", "gauge",
+                      "WebSocket (upgraded) tunnels open now.",
+                      offsetof(struct worker_metrics, tunnels_opened),
+                      offsetof(struct worker_metrics, tunnels_closed));
+    emit_per_listener(o, w, n, "ringgate_tls_handshake_failures_total", "counter",
+                      "TLS handshakes that failed.", offsetof(struct worker_metrics, tls_failures),
+                      NO_SUBTRAHEND);
+    emit_per_listener(o, w, n, "ringgate_tls_plaintext_requests_total", "counter",
+                      "Plain HTTP sent to a TLS port.",
+                      offsetof(struct worker_metrics, tls_plaintext), NO_SUBTRAHEND);
     uint64_t up = 0, down = 0;
     for (size_t i = 0; i < n; i++) {
         up += get(&w[i]->tunnel_bytes[TUNNEL_UP]);
