@@ -586,6 +586,13 @@ static void parse_access_log(struct loader *ld, const char *key, yaml_node_t *va
         *log = path_from_config(ld, value, s);
 }
 
+static void set_user(struct loader *ld, const char *key, yaml_node_t *value, void *field)
+{
+    const char *s = expect_string(ld, key, value);
+
+    if (s) *(char **)field = copy_string(ld, value, s);
+}
+
 /* ---- limits ---- */
 
 static void set_connection_cap(struct loader *ld, const char *key, yaml_node_t *value,
@@ -1843,6 +1850,7 @@ static void parse_routes(struct loader *ld, const char *key, yaml_node_t *value,
 static const struct key_rule top_rules[] = {
     KEY("workers", parse_workers, struct config, workers),
     KEY("shutdown_timeout", set_duration, struct config, shutdown_timeout),
+    KEY("user", set_user, struct config, user),
     KEY("limits", parse_limits, struct config, limits),
     KEY("access_log", parse_access_log, struct config, access_log),
     WHOLE("admin", parse_admin),
@@ -2144,6 +2152,7 @@ void config_free(struct config *cfg)
     free(cfg->upstreams);
     free(cfg->routes);
     free(cfg->admin_listen);
+    free(cfg->user);
     free(cfg->access_log);
     free(cfg->path);
     free(cfg);

@@ -166,6 +166,7 @@ struct config {
      * field that changes after publication. */
     _Atomic int retire_holds;
     unsigned workers; /* 0 in the file means one per CPU: resolved at load */
+    char *user;       /* become this user after binding (when started as root) */
     uint64_t shutdown_timeout; /* ms, default 10s */
     struct limits_conf limits;
     char *access_log;       /* path, "-" (stdout) or NULL (off) */

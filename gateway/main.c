@@ -13,6 +13,7 @@
 #include "admin.h"
 #include "config.h"
 #include "health.h"
+#include "privileges.h"
 #include "log.h"
 #include "metrics.h"
 #include "ratelimit.h"
@@ -56,7 +57,7 @@ static void raise_fd_limit(void)
 static int run(const char *path, struct config *cfg)
 {
     struct worker *workers = calloc(cfg->workers, sizeof(*workers));
-    unsigned started = 0;
+    unsigned started = 0, inited = 0;
     char err[256];
     sigset_t signals;
     struct timespec tick = {.tv_sec = 1};
@@ -92,25 +93,33 @@ static int run(const char *path, struct config *cfg)
     pthread_sigmask(SIG_BLOCK, &signals, NULL); /* inherited by the workers */
 
     atomic_store(&config_published, cfg);
-    for (; started < cfg->workers; started++) {
-        int ret = worker_init(&workers[started], started, cfg, err, sizeof(err));
-        if (ret == 0)
-            ret = worker_start(&workers[started]);
-        else
+    /* Every socket is bound first (privileged ports need root), then the
+     * privileges go, then the threads that serve traffic start. */
+    for (; inited < cfg->workers; inited++) {
+        if (worker_init(&workers[inited], inited, cfg, err, sizeof(err)) < 0) {
             log_error("cannot start: %s", err);
-        if (ret < 0) {
-            worker_destroy(&workers[started]);
+            worker_destroy(&workers[inited]);
+            status = 1;
+            break;
+        }
+    }
+    if (status == 0 && cfg->has_admin &&
+        admin_start(&cfg->admin, workers, inited, err, sizeof(err)) < 0) {
+        log_error("cannot start: %s", err);
+        status = 1;
+    }
+    if (status == 0 && privileges_drop(cfg->user, err, sizeof(err)) < 0) {
+        log_error("cannot start: %s", err);
+        status = 1;
+    }
+    for (; status == 0 && started < inited; started++) {
+        if (worker_start(&workers[started]) < 0) {
             status = 1;
             break;
         }
     }
     if (status == 0 && (health_configure(cfg) < 0 || health_start() < 0)) {
         log_error("cannot start: the health check thread");
-        status = 1;
-    }
-    if (status == 0 && cfg->has_admin &&
-        admin_start(&cfg->admin, workers, started, err, sizeof(err)) < 0) {
-        log_error("cannot start: %s", err);
         status = 1;
     }
     if (status == 0)
@@ -140,7 +149,7 @@ static int run(const char *path, struct config *cfg)
     health_stop();
     ratelimit_shutdown();
     reload_free_all(workers, started);
-    for (unsigned i = 0; i < started; i++)
+    for (unsigned i = 0; i < inited; i++)
         worker_destroy(&workers[i]);
     free(workers);
     config_free(cfg);

@@ -145,3 +145,32 @@ def test_storm_leaves_it_alive_and_bounded(gateway_factory, origin):
     if not os.environ.get("RINGGATE_SANITIZED"):
         assert after - before < 16 * 1024
     resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+DROP = """\
+workers: 2
+user: nobody
+access_log: "off"
+admin: {{listen: "127.0.0.1:{admin}"}}
+listeners: [{{name: public, listen: "127.0.0.1:{port}"}}]
+upstreams: [{{name: origin, endpoints: ["127.0.0.1:{origin}"]}}]
+routes: [{{match: {{prefix: /}}, upstream: origin}}]
+"""
+
+
+def test_privileges_dropped_to_configured_user(gateway_factory, origin):
+    import pwd
+    if os.geteuid() != 0:
+        pytest.skip("dropping privileges needs to start as root")
+    nobody = pwd.getpwnam("nobody")
+    g = gateway_factory("drop", DROP, origin=origin.port, admin=free_port())
+    assert g.request("GET", "/echo").status == 200
+    for task in os.listdir("/proc/%d/task" % g.pid):  # every thread
+        with open("/proc/%d/task/%s/status" % (g.pid, task)) as f:
+            status = f.read()
+        uids = re.search(r"^Uid:\s+(.*)$", status, re.M).group(1).split()
+        gids = re.search(r"^Gid:\s+(.*)$", status, re.M).group(1).split()
+        assert uids == [str(nobody.pw_uid)] * 4, (task, uids)
+        assert gids == [str(nobody.pw_gid)] * 4, (task, gids)
+        assert re.search(r"^CapEff:\s+0+$", status, re.M), status
+    assert "running as user nobody" in g.log_text()

@@ -1,0 +1,44 @@
+/* Dropping root. */
+#include "privileges.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "log.h"
+
+int privileges_drop(const char *user, char *err, size_t err_size)
+{
+    struct passwd *pw;
+
+    if (geteuid() != 0)
+        return 0;
+    if (!user) {
+        log_warn("running as root: set 'user' in the configuration (the packages run as "
+                 "ringgate)");
+        return 0;
+    }
+    pw = getpwnam(user);
+    if (!pw) {
+        snprintf(err, err_size, "user '%s': no such user", user);
+        return -1;
+    }
+    /* glibc applies these to every thread of the process. */
+    if (initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
+        setuid(pw->pw_uid) < 0) {
+        snprintf(err, err_size, "becoming user '%s': %s", user, strerror(errno));
+        return -1;
+    }
+    if (setuid(0) == 0) { /* must not be possible any more */
+        snprintf(err, err_size, "becoming user '%s': root could be regained", user);
+        return -1;
+    }
+    prctl(PR_SET_DUMPABLE, 1); /* cores and /proc stay usable after the change */
+    log_info("running as user %s (uid %u, gid %u)", user, (unsigned)pw->pw_uid,
+             (unsigned)pw->pw_gid);
+    return 0;
+}
