@@ -245,24 +245,32 @@ static void emit_histogram(struct out *o, const char *name, const char *label, c
 
 #define NO_SUBTRAHEND ((size_t)-1)
 
-/* A per-listener series summed over the workers: the counters at `plus`
- * (an array by listener id in struct worker_metrics), minus those at
- * `minus` for a gauge of things opened and closed. */
+/* A counter or gauge per registered name (listener, policy, schema...),
+ * summed over the workers: the counters at `plus` (an array by id in
+ * struct worker_metrics), minus those at `minus` for a gauge of things
+ * opened and closed. */
+static void emit_per_id(struct out *o, struct worker_metrics *const *w, size_t n,
+                        const char *name, const char *type, const char *help,
+                        const struct registry *ids, const char *label, size_t plus, size_t minus)
+{
+    emit(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+    for (unsigned id = 0; id < ids->count; id++) {
+        int64_t sum = 0;
+        for (size_t i = 0; i < n; i++) {
+            const char *base = (const char *)w[i];
+            sum += (int64_t)get((const counter_t *)(base + plus) + id);
+            if (minus != NO_SUBTRAHEND)
+                sum -= (int64_t)get((const counter_t *)(base + minus) + id);
+        }
+        emit(o, "%s{%s=\"%s\"} %lld\n", name, label, ids->names[id], (long long)sum);
+    }
+}
+
 static void emit_per_listener(struct out *o, struct worker_metrics *const *w, size_t n,
                               const char *name, const char *type, const char *help, size_t plus,
                               size_t minus)
 {
-    emit(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-    for (unsigned l = 0; l < listener_ids.count; l++) {
-        int64_t sum = 0;
-        for (size_t i = 0; i < n; i++) {
-            const char *base = (const char *)w[i];
-            sum += (int64_t)get((const counter_t *)(base + plus) + l);
-            if (minus != NO_SUBTRAHEND)
-                sum -= (int64_t)get((const counter_t *)(base + minus) + l);
-        }
-        emit(o, "%s{listener=\"%s\"} %lld\n", name, listener_ids.names[l], (long long)sum);
-    }
+    emit_per_id(o, w, n, name, type, help, &listener_ids, "listener", plus, minus);
 }
 
 struct series {
@@ -401,24 +409,12 @@ static void render_jwt(struct out *o, struct worker_metrics *const *w, size_t n)
 
 static void render_ratelimit(struct out *o, struct worker_metrics *const *w, size_t n)
 {
-    emit(o, "# HELP ringgate_ratelimit_rejected_total Requests refused with 429, by policy.\n"
-            "# TYPE ringgate_ratelimit_rejected_total counter\n");
-    for (unsigned p = 0; p < policy_ids.count; p++) {
-        uint64_t sum = 0;
-        for (size_t i = 0; i < n; i++)
-            sum += get(&w[i]->ratelimit_rejected[p]);
-        emit(o, "ringgate_ratelimit_rejected_total{policy=\"%s\"} %llu\n", policy_ids.names[p],
-             (unsigned long long)sum);
-    }
-    emit(o, "# HELP ringgate_schema_rejected_total Request bodies refused by a schema (or "
-            "not JSON).\n# TYPE ringgate_schema_rejected_total counter\n");
-    for (unsigned s = 0; s < schema_ids.count; s++) {
-        uint64_t sum = 0;
-        for (size_t i = 0; i < n; i++)
-            sum += get(&w[i]->schema_rejected[s]);
-        emit(o, "ringgate_schema_rejected_total{schema=\"%s\"} %llu\n", schema_ids.names[s],
-             (unsigned long long)sum);
-    }
+    emit_per_id(o, w, n, "ringgate_ratelimit_rejected_total", "counter",
+                "Requests refused with 429, by policy.", &policy_ids, "policy",
+                offsetof(struct worker_metrics, ratelimit_rejected), NO_SUBTRAHEND);
+    emit_per_id(o, w, n, "ringgate_schema_rejected_total", "counter",
+                "Request bodies refused by a schema (or not JSON).", &schema_ids, "schema",
+                offsetof(struct worker_metrics, schema_rejected), NO_SUBTRAHEND);
     emit(o, "# HELP ringgate_ratelimit_backend_errors_total Shared-backend (Redis) failures, by "
             "policy.\n# TYPE ringgate_ratelimit_backend_errors_total counter\n");
     for (unsigned p = 0; p < policy_ids.count; p++)
