@@ -96,12 +96,14 @@ wait_port() {
     exit 1
 }
 
+# Starts a process in the background and records its PID in STARTED (not
+# through $(...): a subshell would lose the PID list used at cleanup).
 start() { # name, command...
     local name=$1
     shift
     "$@" > "$WORK/$name.out" 2>&1 &
-    PIDS+=($!)
-    echo $!
+    STARTED=$!
+    PIDS+=("$STARTED")
 }
 
 cpu_ticks() { # utime+stime of a process and its threads, in clock ticks
@@ -119,13 +121,16 @@ child_of() {
     echo "$1"
 }
 
-start origin nginx -c "$WORK/origin.conf" >/dev/null
+start origin nginx -c "$WORK/origin.conf"
 wait_port $ORIGIN_PORT
 
-rg_pid=$(start ringgate "$BIN" -c "$WORK/ringgate.yaml")
-ng_master=$(start nginx nginx -c "$WORK/proxy.conf")
+start ringgate "$BIN" -c "$WORK/ringgate.yaml"
+rg_pid=$STARTED
+start nginx nginx -c "$WORK/proxy.conf"
+ng_master=$STARTED
 ng_pid=$(child_of "$ng_master")
-hp_pid=$(start haproxy haproxy -f "$WORK/haproxy.cfg")
+start haproxy haproxy -f "$WORK/haproxy.cfg"
+hp_pid=$STARTED
 wait_port $PORT_RG
 wait_port $PORT_NGINX
 wait_port $PORT_HAPROXY
