@@ -117,8 +117,14 @@ struct conn {
     bool up_reusable;  /* the origin keeps the connection after this response */
     struct body_relay resp_body;
 
-    /* A tunnel (CS_TUNNEL). */
-    bool tun_client_eof, tun_up_eof, tun_up_sending;
+    /* A tunnel (CS_TUNNEL): half-closes, and where the WebSocket frames
+     * end in each direction, so a close frame can be slipped in between. */
+    bool tun_client_eof, tun_up_eof, tun_up_sending, tun_goodbye;
+    struct ws_tracker {
+        uint64_t remaining; /* payload bytes left in the current frame */
+        uint8_t hdr[14];
+        uint8_t have, need;
+    } ws_up, ws_down;
 
     int file_fd;
     uint64_t file_off, file_end;
@@ -241,6 +247,9 @@ void tunnel_on_client_data(struct conn *c, int res);
 void tunnel_on_client_sent(struct conn *c);
 void tunnel_on_upstream_data(struct conn *c, int res);
 void tunnel_on_upstream_sent(struct conn *c, int res);
+/* Shutdown: a 1001 close frame to both sides, where both directions are
+ * between frames; false when that is not possible now. */
+bool tunnel_goodbye(struct conn *c);
 
 /* upstream.c */
 void upstreams_init(struct worker *w);

@@ -36,6 +36,46 @@ void tunnel_unreserve(struct conn *c)
     c->tunnel_slot = false;
 }
 
+/* Follows RFC 6455 framing in a byte stream: header (2 to 14 bytes, the
+ * length encoded in 7, 16 or 64 bits, a mask key when masked), then the
+ * payload. Only boundaries matter here; frames are never altered. */
+static void ws_track(struct ws_tracker *t, const uint8_t *p, size_t n)
+{
+    while (n) {
+        if (t->remaining) {
+            size_t k = n < t->remaining ? n : (size_t)t->remaining;
+            t->remaining -= k;
+            p += k;
+            n -= k;
+            continue;
+        }
+        t->hdr[t->have++] = *p++;
+        n--;
+        if (t->have == 2) {
+            uint8_t len7 = t->hdr[1] & 0x7f;
+            t->need = (uint8_t)(2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) +
+                                (t->hdr[1] & 0x80 ? 4 : 0));
+        }
+        if (t->have >= 2 && t->have == t->need) {
+            uint8_t len7 = t->hdr[1] & 0x7f;
+            uint64_t len = len7;
+            if (len7 >= 126) {
+                int bytes = len7 == 126 ? 2 : 8;
+                len = 0;
+                for (int i = 0; i < bytes; i++)
+                    len = len << 8 | t->hdr[2 + i];
+            }
+            t->remaining = len;
+            t->have = t->need = 0;
+        }
+    }
+}
+
+static bool ws_between_frames(const struct ws_tracker *t)
+{
+    return t->remaining == 0 && t->have == 0;
+}
+
 static void arm_idle(struct conn *c)
 {
     timer_arm(&c->w->timers, &c->timer, c->w->now + c->w->cfg->limits.tunnel_idle_timeout);
@@ -54,9 +94,14 @@ static void pump_up(struct conn *c)
 
     if (c->tun_up_sending)
         return;
+    if (c->tun_goodbye) { /* closing: nothing more is relayed */
+        buf_consume(&c->in, buf_len(&c->in));
+        return;
+    }
     if (buf_len(&c->in)) {
         outmsg_reset(&up->om);
         outmsg_add(&up->om, buf_head(&c->in), buf_len(&c->in));
+        ws_track(&c->ws_up, (const uint8_t *)buf_head(&c->in), buf_len(&c->in));
         c->tun_up_sending = true;
         upstream_send(up);
     } else if (c->tun_client_eof) {
@@ -74,9 +119,14 @@ static void pump_down(struct conn *c)
 
     if (c->send_armed)
         return;
+    if (c->tun_goodbye) {
+        buf_consume(&up->in, buf_len(&up->in));
+        return;
+    }
     if (buf_len(&up->in)) {
         outmsg_reset(&c->om);
         outmsg_add(&c->om, buf_head(&up->in), buf_len(&up->in));
+        ws_track(&c->ws_down, (const uint8_t *)buf_head(&up->in), buf_len(&up->in));
         c->consume_after_send = buf_len(&up->in);
         conn_send(c);
     } else if (c->tun_up_eof) {
@@ -105,9 +155,35 @@ void tunnel_start(struct conn *c)
     outmsg_reset(&c->om);
     outmsg_add(&c->om, buf_head(&c->out), buf_len(&c->out));
     outmsg_add(&c->om, buf_head(&c->up->in), buf_len(&c->up->in));
+    ws_track(&c->ws_down, (const uint8_t *)buf_head(&c->up->in), buf_len(&c->up->in));
     c->consume_after_send = buf_len(&c->up->in);
     conn_send(c);
     pump_up(c); /* bytes the client sent after its handshake, if any */
+}
+
+bool tunnel_goodbye(struct conn *c)
+{
+    /* 1001 "going away": to the client as a server sends it, to the origin
+     * masked, as a client must (RFC 6455 5.3; the mask is not secret). */
+    static const uint8_t to_client[] = {0x88, 0x02, 0x03, 0xe9};
+    static const uint8_t to_origin[] = {0x88, 0x82, 0x12, 0x34, 0x56, 0x78, 0x03 ^ 0x12, 0xe9 ^ 0x34};
+
+    if (c->tun_goodbye || c->send_armed || c->tun_up_sending || !c->up ||
+        !ws_between_frames(&c->ws_up) || !ws_between_frames(&c->ws_down))
+        return false;
+    c->tun_goodbye = true;
+    outmsg_reset(&c->om);
+    outmsg_add(&c->om, to_client, sizeof(to_client));
+    c->consume_after_send = 0;
+    conn_send(c);
+    if (!c->tun_up_eof) {
+        outmsg_reset(&c->up->om);
+        outmsg_add(&c->up->om, to_origin, sizeof(to_origin));
+        c->tun_up_sending = true;
+        buf_consume(&c->in, buf_len(&c->in)); /* nothing more goes after the close */
+        upstream_send(c->up);
+    }
+    return true;
 }
 
 void tunnel_on_client_data(struct conn *c, int res)

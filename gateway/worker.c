@@ -486,6 +486,14 @@ static void *worker_main(void *arg)
             drain_start(w);
         loop_turn(w);
     }
+    /* shutdown_timeout is over: tunnels get a WebSocket close frame (where
+     * both directions are between frames) and a second to flush it. */
+    bool goodbyes = false;
+    for (struct conn *c = w->conns; c; c = c->next)
+        if (c->state == CS_TUNNEL && !c->closing)
+            goodbyes |= tunnel_goodbye(c);
+    for (uint64_t until = clock_ms() + 1000; goodbyes && w->conns && clock_ms() < until;)
+        loop_turn(w);
     while (w->conns) {
         struct conn *c = w->conns;
         conn_close(c);

@@ -311,3 +311,32 @@ def test_connect_method_refused(wsgw, origin):
         resp = c.read_response(method="CONNECT")
     assert resp.status == 405
     assert not any("CONNECT" in line for line in origin.log())
+
+
+SHORT_DRAIN = CONFIG.replace("shutdown_timeout: 2s", "shutdown_timeout: 1s")
+
+
+def test_sigterm_ends_tunnels_with_close_frame(work_dir, ws_origin, origin):
+    g = Gateway(work_dir, "ws_term", SHORT_DRAIN, ws=ws_origin.port, http=origin.port)
+    g.start()
+
+    async def go():
+        async with websockets.connect(url(g, "/ws/echo"), ping_interval=None) as ws:
+            await ws.send("before")
+            assert await ws.recv() == "before"
+            started = time.monotonic()
+            os.kill(g.pid, signal.SIGTERM)
+            # The tunnel keeps flowing during the drain...
+            await ws.send("during")
+            assert await ws.recv() == "during"
+            # ...and ends after shutdown_timeout with a close frame.
+            with pytest.raises(websockets.ConnectionClosed):
+                await asyncio.wait_for(ws.recv(), 5)
+            assert ws.close_code == 1001
+            assert time.monotonic() - started >= 0.9
+    try:
+        run(go())
+        g.proc.wait(10)
+        assert g.proc.returncode == 0
+    finally:
+        g.stop()
