@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <yaml.h>
@@ -1788,6 +1789,29 @@ static void check_upstream_ref(struct loader *ld, const char *key, yaml_node_t *
     expect_string(ld, key, value);
 }
 
+/* Protocol names a route tunnels after a 101 (RFC 9110 7.8 tokens). */
+static void set_upgrades(struct loader *ld, const char *key, yaml_node_t *value, void *field)
+{
+    char ***list = field;
+    size_t n;
+
+    if (!expect_kind(ld, key, value, YAML_SEQUENCE_NODE)) return;
+    n = items_count(value);
+    *list = alloc_array(ld, value, n + 1, sizeof(char *));
+    for (size_t i = 0; *list && i < n; i++) {
+        yaml_node_t *item = item_at(ld, value, i);
+        const char *s = expect_string(ld, key, item);
+        if (!s) continue;
+        if (strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-.^_`|~/") !=
+            strlen(s))
+            report(ld, item, "'%.40s' is not a protocol token", s);
+        else if (!strcasecmp(s, "websocket"))
+            report(ld, item, "use 'websocket: true' for WebSocket (its handshake is checked)");
+        else
+            (*list)[i] = copy_string(ld, item, s);
+    }
+}
+
 static const struct key_rule route_rules[] = {
     KEY("name", set_name, struct route_conf, name),
     WHOLE("match", parse_match),
@@ -1795,6 +1819,7 @@ static const struct key_rule route_rules[] = {
     WHOLE("jwt", check_upstream_ref), /* a name too, resolved like it */
     WHOLE("static", parse_static),
     KEY("websocket", set_bool, struct route_conf, websocket),
+    KEY("upgrade", set_upgrades, struct route_conf, upgrades),
     WHOLE("rate_limit", check_rate_limit_ref),
     WHOLE("schema", check_upstream_ref), /* a name, resolved last */
     RESERVED("cache"),
@@ -2126,6 +2151,9 @@ void config_free(struct config *cfg)
             close(r->static_root_fd);
         free(r->static_root);
         free(r->name);
+        for (size_t k = 0; r->upgrades && r->upgrades[k]; k++)
+            free(r->upgrades[k]);
+        free(r->upgrades);
     }
     for (size_t i = 0; i < cfg->n_jwt_providers; i++) {
         struct jwt_conf *j = &cfg->jwt_providers[i];

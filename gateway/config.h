@@ -152,6 +152,7 @@ struct route_conf {
     char *static_root;  /* absolute, without a trailing slash */
     int static_root_fd; /* O_PATH descriptor of static_root (valid when it is set) */
     bool websocket;
+    char **upgrades;    /* other Upgrade protocols tunnelled (e.g. "h2c"); NULL-terminated */
     const struct jwt_conf *jwt; /* NULL: no token needed */
     const struct schema_conf *schema; /* NULL: bodies not validated */
     const struct ratelimit_conf *rate_limits[ROUTE_MAX_RATE_LIMITS];

@@ -378,6 +378,7 @@ static void exchange_reset(struct conn *c)
     if (c->state != CS_TUNNEL)
         tunnel_unreserve(c); /* the handshake was refused */
     c->upgrade = false;
+    c->upgrade_proto = NULL;
     memset(&c->req_body, 0, sizeof(c->req_body));
     c->req_body.done = true;
     memset(&c->resp_body, 0, sizeof(c->resp_body));
@@ -660,6 +661,17 @@ static int websocket_handshake_check(const struct http_request *req)
     return 0;
 }
 
+/* The route's upgrade: entry the client asks for, or NULL. */
+static const char *configured_upgrade(const struct route_conf *r, const struct http_request *req)
+{
+    const struct http_header *h = http1_find_header(req->headers, req->n_headers, "upgrade");
+
+    for (size_t i = 0; h && r->upgrades && r->upgrades[i]; i++)
+        if (http1_has_token(h->value, r->upgrades[i]))
+            return r->upgrades[i];
+    return NULL;
+}
+
 static bool wants_websocket(const struct http_request *req)
 {
     const struct http_header *h = http1_find_header(req->headers, req->n_headers, "upgrade");
@@ -766,6 +778,18 @@ static void route_request(struct conn *c, const struct http_request *req)
             return;
         }
         c->upgrade = true;
+        c->upgrade_proto = "websocket";
+    } else if (req->upgrade && !c->route->static_root) {
+        const char *proto = configured_upgrade(c->route, req);
+        if (proto) { /* another protocol this route tunnels: no handshake rules */
+            if (!tunnel_reserve(c)) {
+                conn_respond_error_with(c, 503, "too many tunnels on this listener",
+                                        "Retry-After: 1\r\n");
+                return;
+            }
+            c->upgrade = true;
+            c->upgrade_proto = proto;
+        }
     }
     if (c->route->static_root) {
         if (!c->req_body.done) {

@@ -88,7 +88,9 @@ struct conn {
     int minor_version;
     bool keep_alive;
     bool expect_continue;
-    bool upgrade;     /* a WebSocket handshake forwarded on a websocket route */
+    bool upgrade;     /* an Upgrade forwarded: a 101 makes a tunnel */
+    const char *upgrade_proto; /* "websocket", or a route's upgrade: entry */
+    bool tunnel_ws;            /* the tunnel carries WebSocket frames */
     struct jwt_claims claims;  /* of the verified token, until the next one */
     struct ratelimit_verdict rl; /* RateLimit-* headers for the answer */
     const char *up_headers;    /* extra header lines for upstream: only while the */

@@ -161,8 +161,11 @@ bool proxy_build_head(struct conn *c, const struct http_request *req, struct buf
         n = snprintf(line, sizeof(line), "Host: %s\r\n", c->route->upstream->endpoints[0].text);
         ok &= put(out, pool, line, (size_t)n);
     }
-    if (c->upgrade)
-        ok &= put(out, pool, "Connection: Upgrade\r\nUpgrade: websocket\r\n", 41);
+    if (c->upgrade) {
+        n = snprintf(line, sizeof(line), "Connection: Upgrade\r\nUpgrade: %s\r\n",
+                     c->upgrade_proto);
+        ok &= put(out, pool, line, (size_t)n);
+    }
     if (c->up_headers_len)
         ok &= put(out, pool, c->up_headers, c->up_headers_len);
     if (hold_framing)
@@ -534,7 +537,7 @@ static bool build_response_head(struct conn *c, const struct http_response *resp
         n = snprintf(line, sizeof(line), "Transfer-Encoding: chunked\r\n");
     if (resp->status == 101)
         n += snprintf(line + n, sizeof(line) - (size_t)n,
-                      "Connection: Upgrade\r\nUpgrade: websocket\r\n");
+                      "Connection: Upgrade\r\nUpgrade: %s\r\n", c->upgrade_proto);
     else if (resp->status >= 200 && !c->keep_alive)
         n += snprintf(line + n, sizeof(line) - (size_t)n, "Connection: close\r\n");
     else if (resp->status >= 200 && c->minor_version == 0)
@@ -573,7 +576,7 @@ static bool switch_protocols(struct conn *c, const struct http_response *resp, s
     const struct http_header *upgrade =
         http1_find_header(resp->headers, resp->n_headers, "upgrade");
 
-    if (!c->upgrade || !upgrade || !http1_has_token(upgrade->value, "websocket")) {
+    if (!c->upgrade || !upgrade || !http1_has_token(upgrade->value, c->upgrade_proto)) {
         upstream_fail(c, OUTCOME_INVALID, 502, "upstream switched protocols unasked");
         return false;
     }

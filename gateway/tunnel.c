@@ -6,6 +6,7 @@
  * A tunnel holds nothing of the configuration: route and snapshot are let
  * go when it starts, so reloads never touch it. */
 #include <errno.h>
+#include <string.h>
 #include <stdatomic.h>
 #include <sys/socket.h>
 
@@ -144,7 +145,10 @@ void tunnel_start(struct conn *c)
     c->state = CS_TUNNEL;
     metrics_tunnel_opened(w->metrics, c->listener_id);
     conn_exchange_account(c);
-    /* Let go of the snapshot: from here on only the two sockets matter. */
+    /* Let go of the snapshot: from here on only the two sockets matter
+     * (upgrade_proto points into it too). */
+    c->tunnel_ws = strcmp(c->upgrade_proto, "websocket") == 0;
+    c->upgrade_proto = NULL;
     c->cfg = NULL;
     c->route = NULL;
     c->listener = NULL;
@@ -168,6 +172,8 @@ bool tunnel_goodbye(struct conn *c)
     static const uint8_t to_client[] = {0x88, 0x02, 0x03, 0xe9};
     static const uint8_t to_origin[] = {0x88, 0x82, 0x12, 0x34, 0x56, 0x78, 0x03 ^ 0x12, 0xe9 ^ 0x34};
 
+    if (!c->tunnel_ws)
+        return false; /* no close frame in another protocol: just closed */
     if (c->tun_goodbye || c->send_armed || c->tun_up_sending || !c->up ||
         !ws_between_frames(&c->ws_up) || !ws_between_frames(&c->ws_down))
         return false;

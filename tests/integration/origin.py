@@ -291,6 +291,17 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(b"THIS IS NOT HTTP AT ALL\r\n\r\n")
         elif name == "hangup":
             self.close_connection = True
+        elif name == "upgrade-echo":  # 101 to any Upgrade, then raw bytes echoed
+            proto = self.headers.get("Upgrade", "x-echo")
+            self.wfile.write(("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
+                              "Upgrade: %s\r\n\r\n" % proto).encode())
+            self.wfile.flush()
+            self.close_connection = True
+            while True:
+                data = self.connection.recv(65536)
+                if not data:
+                    break
+                self.connection.sendall(data)
         else:
             echo = {
                 "method": self.command,

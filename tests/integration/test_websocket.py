@@ -41,6 +41,10 @@ routes:
     match: {{prefix: /wshttp/}}
     upstream: http
     websocket: true
+  - name: raw
+    match: {{prefix: /raw/}}
+    upstream: http
+    upgrade: [x-echo]
 """
 
 
@@ -340,3 +344,30 @@ def test_sigterm_ends_tunnels_with_close_frame(work_dir, ws_origin, origin):
         assert g.proc.returncode == 0
     finally:
         g.stop()
+
+
+def test_configured_upgrade_protocol_is_tunnelled(wsgw):
+    """A route's `upgrade:` protocol (not WebSocket) is forwarded and, on
+    the origin's 101, tunnelled as raw bytes both ways."""
+    with wsgw.conn(timeout=5) as c:
+        c.send(request_bytes("GET", "/raw/upgrade-echo", headers=[("Connection", "Upgrade"),
+                                                                  ("Upgrade", "x-echo")]))
+        head = c.read_head(time.monotonic() + 5)
+        assert head.status == 101, head
+        assert head.header("Upgrade") == "x-echo"
+        for payload in (b"ping", b"\x00\xff" * 5000):
+            c.send(payload)
+            got, c.buf = c.buf, b""
+            deadline = time.monotonic() + 5
+            while len(got) < len(payload) and time.monotonic() < deadline:
+                c.sock.settimeout(1)
+                got += c.sock.recv(65536)
+            assert got == payload
+
+
+def test_unconfigured_upgrade_is_plain_http(wsgw, origin):
+    resp = wsgw.request("GET", "/raw/echo", headers=[("Connection", "Upgrade"),
+                                                      ("Upgrade", "other-proto")])
+    assert resp.status == 200
+    names = [h[0].lower() for h in resp.json()["headers"]]
+    assert "upgrade" not in names
