@@ -609,6 +609,7 @@ static const struct key_rule limits_rules[] = {
     KEY("idle_timeout", set_timeout, struct limits_conf, idle_timeout),
     KEY("tunnel_idle_timeout", set_timeout, struct limits_conf, tunnel_idle_timeout),
     KEY("max_connections", set_connection_cap, struct limits_conf, max_connections),
+    KEY("max_connections_per_ip", set_connection_cap, struct limits_conf, max_connections_per_ip),
     END_RULES,
 };
 

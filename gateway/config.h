@@ -33,6 +33,7 @@ struct limits_conf {
     uint64_t idle_timeout;     /* ms, default 60s */
     uint64_t tunnel_idle_timeout; /* ms, default 1h: WebSocket tunnels */
     uint64_t max_connections;     /* client connections, all listeners; 0: no cap */
+    uint64_t max_connections_per_ip; /* from one client address; 0: no cap */
 };
 
 struct listener_conf {

@@ -20,6 +20,7 @@
 
 #include "log.h"
 #include "reply.h"
+#include "ipcount.h"
 #include "jwt_filter.h"
 #include "router.h"
 #include "static.h"
@@ -66,22 +67,28 @@ bool outmsg_advance(struct outmsg *m, size_t n)
     return m->left == 0;
 }
 
-static void peer_format(struct conn *c)
+/* The client's address as 16 bytes (IPv4 v4-mapped), for per-address
+ * counts, and as text for headers and logs. */
+static void peer_of(int fd, uint8_t addr[16], char *text, size_t text_size)
 {
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);
 
-    c->peer_ip[0] = '\0';
-    if (getpeername(c->fd, (struct sockaddr *)&ss, &len) < 0)
+    memset(addr, 0, 16);
+    text[0] = '\0';
+    if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0)
         return;
     if (ss.ss_family == AF_INET) {
-        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, c->peer_ip, sizeof(c->peer_ip));
+        addr[10] = addr[11] = 0xff;
+        memcpy(addr + 12, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+        inet_ntop(AF_INET, addr + 12, text, (socklen_t)text_size);
     } else if (ss.ss_family == AF_INET6) {
         const struct in6_addr *a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+        memcpy(addr, a, 16);
         if (IN6_IS_ADDR_V4MAPPED(a))
-            inet_ntop(AF_INET, &a->s6_addr[12], c->peer_ip, sizeof(c->peer_ip));
+            inet_ntop(AF_INET, &a->s6_addr[12], text, (socklen_t)text_size);
         else
-            inet_ntop(AF_INET6, a, c->peer_ip, sizeof(c->peer_ip));
+            inet_ntop(AF_INET6, a, text, (socklen_t)text_size);
     }
 }
 
@@ -100,13 +107,15 @@ static atomic_uint open_in_all;
 
 /* Over a cap, a connection is closed at once: refused cleanly and counted,
  * before it costs a buffer or a request. */
-static bool admit(struct worker *w, const struct listener_conf *l)
+static bool admit(struct worker *w, const struct listener_conf *l, const uint8_t addr[16])
 {
+    unsigned per_ip = (unsigned)w->cfg->limits.max_connections_per_ip;
     unsigned per = atomic_fetch_add(&open_per_listener[l->metrics_id], 1);
     unsigned all = atomic_fetch_add(&open_in_all, 1);
 
     if ((l->max_connections && per >= l->max_connections) ||
-        (w->cfg->limits.max_connections && all >= w->cfg->limits.max_connections)) {
+        (w->cfg->limits.max_connections && all >= w->cfg->limits.max_connections) ||
+        (per_ip && !ipcount_acquire(addr, per_ip))) {
         atomic_fetch_sub(&open_per_listener[l->metrics_id], 1);
         atomic_fetch_sub(&open_in_all, 1);
         counter_add(&w->metrics->conns_refused[l->metrics_id], 1);
@@ -115,36 +124,43 @@ static bool admit(struct worker *w, const struct listener_conf *l)
     return true;
 }
 
+static void unadmit(const struct conn *c)
+{
+    atomic_fetch_sub(&open_per_listener[c->listener_id], 1);
+    atomic_fetch_sub(&open_in_all, 1);
+    if (c->ip_counted)
+        ipcount_release(c->peer_addr);
+}
+
 void conn_accept(struct worker *w, struct listen_socket *ls, int fd)
 {
-    struct conn *c;
+    struct conn *c = aligned_alloc(16, sizeof(*c));
     int one = 1;
 
-    if (!admit(w, ls->conf)) {
-        close(fd);
-        return;
-    }
-    c = aligned_alloc(16, sizeof(*c));
     if (!c) {
-        atomic_fetch_sub(&open_per_listener[ls->conf->metrics_id], 1);
-        atomic_fetch_sub(&open_in_all, 1);
         close(fd);
         return;
     }
     memset(c, 0, sizeof(*c));
+    peer_of(fd, c->peer_addr, c->peer_ip, sizeof(c->peer_ip));
+    c->listener_id = ls->conf->metrics_id;
+    if (!admit(w, ls->conf, c->peer_addr)) {
+        close(fd);
+        free(c);
+        return;
+    }
+    c->ip_counted = w->cfg->limits.max_connections_per_ip != 0;
     c->w = w;
     c->fd = fd;
     c->listener = ls->conf;
     c->file_fd = -1;
     c->state = CS_HEAD;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    peer_format(c);
     c->next = w->conns;
     if (w->conns)
         w->conns->prev = c;
     w->conns = c;
     w->n_conns++;
-    c->listener_id = c->listener->metrics_id;
     metrics_conn_opened(w->metrics, c->listener_id);
     if (c->listener->tls && !tls_io_start(c)) {
         log_error("listener %s: out of memory for a TLS connection", c->listener->name);
@@ -230,8 +246,7 @@ static void conn_free(struct conn *c)
     if (c->state == CS_TUNNEL)
         metrics_tunnel_closed(w->metrics, c->listener_id);
     metrics_conn_closed(w->metrics, c->listener_id);
-    atomic_fetch_sub(&open_per_listener[c->listener_id], 1);
-    atomic_fetch_sub(&open_in_all, 1);
+    unadmit(c);
     if (c->prev)
         c->prev->next = c->next;
     else

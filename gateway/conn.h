@@ -60,6 +60,8 @@ struct conn {
     const struct listener_conf *listener; /* NULL once a tunnel: reloads let go */
     unsigned listener_id;                 /* metrics id, kept for the whole connection */
     char peer_ip[46];
+    uint8_t peer_addr[16]; /* v4-mapped for IPv4 */
+    bool ip_counted;       /* holds a max_connections_per_ip slot */
     struct conn *prev, *next; /* worker->conns */
     struct timer timer;
     int pending; /* operations in the ring */

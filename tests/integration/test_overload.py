@@ -174,3 +174,37 @@ def test_privileges_dropped_to_configured_user(gateway_factory, origin):
         assert gids == [str(nobody.pw_gid)] * 4, (task, gids)
         assert re.search(r"^CapEff:\s+0+$", status, re.M), status
     assert "running as user nobody" in g.log_text()
+
+
+PER_IP = """\
+workers: 2
+access_log: "off"
+limits: {{max_connections_per_ip: 3}}
+listeners: [{{name: public, listen: "127.0.0.1:{port}"}}]
+upstreams: [{{name: origin, endpoints: ["127.0.0.1:{origin}"]}}]
+routes: [{{match: {{prefix: /}}, upstream: origin}}]
+"""
+
+
+def test_max_connections_per_ip(gateway_factory, origin):
+    g = gateway_factory("per_ip", PER_IP, origin=origin.port)
+    held = []
+    for _ in range(3):
+        c = g.conn(timeout=10)
+        c.send(request_bytes("GET", "/echo"))
+        assert c.read_response().status == 200
+        held.append(c.sock)
+    extra = socket.create_connection(("127.0.0.1", g.port))
+    assert closed_at_once(extra)
+    # Another client address is not affected.
+    other = socket.socket()
+    other.bind(("127.0.0.2", 0))
+    other.connect(("127.0.0.1", g.port))
+    other.sendall(request_bytes("GET", "/echo"))
+    other.settimeout(5)
+    assert other.recv(12).startswith(b"HTTP/1.1 200")
+    other.close()
+    for s in held + [extra]:
+        s.close()
+    time.sleep(0.3)
+    assert g.request("GET", "/echo").status == 200
