@@ -6,6 +6,7 @@ import asyncio
 import os
 import random
 import signal
+import socket
 import time
 
 import pytest
@@ -363,6 +364,11 @@ def test_configured_upgrade_protocol_is_tunnelled(wsgw):
                 c.sock.settimeout(1)
                 got += c.sock.recv(65536)
             assert got == payload
+        # Half-close passes through: the origin sees the end of our stream,
+        # finishes, and its close comes back.
+        c.sock.shutdown(socket.SHUT_WR)
+        c.sock.settimeout(5)
+        assert c.sock.recv(10) == b""
 
 
 def test_unconfigured_upgrade_is_plain_http(wsgw, origin):
@@ -371,3 +377,39 @@ def test_unconfigured_upgrade_is_plain_http(wsgw, origin):
     assert resp.status == 200
     names = [h[0].lower() for h in resp.json()["headers"]]
     assert "upgrade" not in names
+
+
+FILTERED = """\
+workers: 1
+access_log: "off"
+listeners: [{{name: public, listen: "127.0.0.1:{port}"}}]
+jwt_providers: [{{name: main, secret: "{secret}"}}]
+rate_limits: [{{name: handshakes, key: ip, rate: 1/h, burst: 2}}]
+upstreams: [{{name: ws, endpoints: ["127.0.0.1:{ws}"]}}]
+routes:
+  - {{match: {{prefix: /ws/}}, upstream: ws, websocket: true, jwt: main, rate_limit: handshakes}}
+"""
+
+
+def test_jwt_and_rate_limit_apply_to_the_handshake(gateway_factory, ws_origin):
+    import base64
+    jwt = pytest.importorskip("jwt")
+    secret = b"w" * 32
+    g = gateway_factory("ws_filtered", FILTERED, ws=ws_origin.port,
+                        secret=base64.urlsafe_b64encode(secret).rstrip(b"=").decode())
+    tok = jwt.encode({"sub": "a", "exp": int(time.time()) + 60}, secret, algorithm="HS256")
+
+    async def go():
+        with pytest.raises(websockets.InvalidStatusCode) as no_token:
+            await websockets.connect(url(g, "/ws/echo"), ping_interval=None)
+        assert no_token.value.status_code == 401
+        auth = {"Authorization": "Bearer " + tok}
+        async with websockets.connect(url(g, "/ws/echo"), ping_interval=None,
+                                      extra_headers=auth) as ws:
+            await ws.send("hi")
+            assert await ws.recv() == "hi"
+        with pytest.raises(websockets.InvalidStatusCode) as limited:  # burst 2 spent
+            await websockets.connect(url(g, "/ws/echo"), ping_interval=None,
+                                     extra_headers=auth)
+        assert limited.value.status_code == 429
+    run(go())
