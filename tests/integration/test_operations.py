@@ -86,6 +86,18 @@ def wait_for(predicate, seconds=5.0):
     return False
 
 
+def settled_metrics(admin, name, labels, want, seconds=3.0):
+    """/metrics once `name{labels}` reaches `want`: an exchange is counted
+    when the worker sees its last send complete, which may be just after
+    the client has read the answer."""
+    deadline = time.monotonic() + seconds
+    while True:
+        text = http_get(admin, "/metrics")[1]
+        if metric(text, name, **labels) == want or time.monotonic() > deadline:
+            return text
+        time.sleep(0.05)
+
+
 def test_healthz_readyz_metrics(ops):
     admin = ops.values["admin"]
     assert http_get(admin, "/healthz")[0] == 200
@@ -93,8 +105,8 @@ def test_healthz_readyz_metrics(ops):
     for _ in range(3):
         assert ops.request("GET", "/o/echo").status == 200
     assert ops.request("GET", "/nowhere").status == 404
-    status, text = http_get(admin, "/metrics")
-    assert status == 200
+    assert http_get(admin, "/metrics")[0] == 200
+    text = settled_metrics(admin, "ringgate_request_duration_seconds_count", dict(route="none"), 1)
     assert metric(text, "ringgate_build_info", version="0.1.0",
                   tls=re.search(r'tls="([^"]+)"', text).group(1)) == 1
     assert metric(text, "ringgate_requests_total", listener="public", route="api",
@@ -274,7 +286,8 @@ def test_metrics_parse_with_prometheus_client(ops):
     for _ in range(4):
         assert ops.request("GET", "/o/echo").status == 200
     assert ops.request("POST", "/o/status?code=503", body=b"x").status == 503
-    text = http_get(ops.values["admin"], "/metrics")[1]
+    text = settled_metrics(ops.values["admin"], "ringgate_request_duration_seconds_count",
+                           dict(route="api"), 5)
     families = {f.name: f for f in parser.text_string_to_metric_families(text)}
     for name in ("ringgate_build_info", "ringgate_requests", "ringgate_request_duration_seconds",
                  "ringgate_connections_active", "ringgate_upstream_requests",
