@@ -254,6 +254,8 @@ static void conn_free(struct conn *c)
     if (c->next)
         c->next->prev = c->prev;
     w->n_conns--;
+    if (c->held)
+        worker_recycle_buffer(w, c->held_bid);
     tls_io_free(c);
     buf_free(&c->held_head, &w->pool);
     close(c->fd);
@@ -893,11 +895,17 @@ static void on_recv(struct conn *c, struct io_uring_cqe *cqe)
         unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
         const char *data = worker_buffer(c->w, bid);
 
-        if (res > 0 && !c->closing && c->tls)
+        if (res > 0 && !c->closing && c->tls) {
             tls = tls_io_input(c, data, (size_t)res);
-        else if (res > 0 && !c->closing && c->state != CS_LINGER)
+        } else if (res > 0 && !c->closing && c->state == CS_TUNNEL && !c->tun_goodbye) {
+            c->held = true; /* sent on from the ring's buffer itself */
+            c->held_bid = (uint16_t)bid;
+            c->held_len = (uint32_t)res;
+        } else if (res > 0 && !c->closing && c->state != CS_LINGER) {
             buf_append(&c->in, &c->w->pool, data, (size_t)res, head_limit(c));
-        worker_recycle_buffer(c->w, bid);
+        }
+        if (!c->held || c->held_bid != bid)
+            worker_recycle_buffer(c->w, bid);
     }
     if (c->closing)
         return;

@@ -124,6 +124,11 @@ struct conn {
     /* A tunnel (CS_TUNNEL): half-closes, and where the WebSocket frames
      * end in each direction, so a close frame can be slipped in between. */
     bool tun_client_eof, tun_up_eof, tun_up_sending, tun_goodbye;
+    /* A provided receive buffer relayed as it is, returned to the ring once
+     * sent (plain tunnels: no copy). */
+    bool held;
+    uint16_t held_bid;
+    uint32_t held_len;
     struct ws_tracker {
         uint64_t remaining; /* payload bytes left in the current frame */
         uint8_t hdr[14];
@@ -155,6 +160,9 @@ struct upconn {
     bool recv_armed;
     bool eof;
     bool connecting; /* counted in the upstream's pending connects */
+    bool held;       /* a provided buffer relayed as it is (tunnels) */
+    uint16_t held_bid;
+    uint32_t held_len;
     bool send_armed;
     struct tls_conn *tls;  /* an upstream over TLS */
     struct outmsg om_tls;  /* ciphertext being sent */

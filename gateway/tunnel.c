@@ -77,6 +77,13 @@ static bool ws_between_frames(const struct ws_tracker *t)
     return t->remaining == 0 && t->have == 0;
 }
 
+static void drop_held(struct worker *w, bool *held, uint16_t bid)
+{
+    if (*held)
+        worker_recycle_buffer(w, bid);
+    *held = false;
+}
+
 static void arm_idle(struct conn *c)
 {
     timer_arm(&c->w->timers, &c->timer, c->w->now + c->w->cfg->limits.tunnel_idle_timeout);
@@ -97,9 +104,17 @@ static void pump_up(struct conn *c)
         return;
     if (c->tun_goodbye) { /* closing: nothing more is relayed */
         buf_consume(&c->in, buf_len(&c->in));
+        drop_held(c->w, &c->held, c->held_bid);
         return;
     }
-    if (buf_len(&c->in)) {
+    if (c->held) { /* straight from the receive buffer */
+        const char *data = worker_buffer(c->w, c->held_bid);
+        outmsg_reset(&up->om);
+        outmsg_add(&up->om, data, c->held_len);
+        ws_track(&c->ws_up, (const uint8_t *)data, c->held_len);
+        c->tun_up_sending = true;
+        upstream_send(up);
+    } else if (buf_len(&c->in)) {
         outmsg_reset(&up->om);
         outmsg_add(&up->om, buf_head(&c->in), buf_len(&c->in));
         ws_track(&c->ws_up, (const uint8_t *)buf_head(&c->in), buf_len(&c->in));
@@ -122,9 +137,17 @@ static void pump_down(struct conn *c)
         return;
     if (c->tun_goodbye) {
         buf_consume(&up->in, buf_len(&up->in));
+        drop_held(c->w, &up->held, up->held_bid);
         return;
     }
-    if (buf_len(&up->in)) {
+    if (up->held) { /* straight from the receive buffer */
+        const char *data = worker_buffer(c->w, up->held_bid);
+        outmsg_reset(&c->om);
+        outmsg_add(&c->om, data, up->held_len);
+        ws_track(&c->ws_down, (const uint8_t *)data, up->held_len);
+        c->consume_after_send = 0;
+        conn_send(c);
+    } else if (buf_len(&up->in)) {
         outmsg_reset(&c->om);
         outmsg_add(&c->om, buf_head(&up->in), buf_len(&up->in));
         ws_track(&c->ws_down, (const uint8_t *)buf_head(&up->in), buf_len(&up->in));
@@ -211,9 +234,14 @@ void tunnel_on_upstream_sent(struct conn *c, int res)
         conn_close(c);
         return;
     }
-    counter_add(&c->w->metrics->tunnel_bytes[TUNNEL_UP], buf_len(&c->in));
-    buf_consume(&c->in, buf_len(&c->in));
-    buf_release(&c->in, &c->w->pool); /* an idle tunnel holds no buffer */
+    if (c->held) {
+        counter_add(&c->w->metrics->tunnel_bytes[TUNNEL_UP], c->held_len);
+        drop_held(c->w, &c->held, c->held_bid);
+    } else {
+        counter_add(&c->w->metrics->tunnel_bytes[TUNNEL_UP], buf_len(&c->in));
+        buf_consume(&c->in, buf_len(&c->in));
+        buf_release(&c->in, &c->w->pool); /* an idle tunnel holds no buffer */
+    }
     pump_up(c);
 }
 
@@ -232,6 +260,10 @@ void tunnel_on_upstream_data(struct conn *c, int res)
 void tunnel_on_client_sent(struct conn *c)
 {
     buf_free(&c->out, &c->w->pool);
+    if (c->up->held && !c->consume_after_send && !c->tun_goodbye) {
+        counter_add(&c->w->metrics->tunnel_bytes[TUNNEL_DOWN], c->up->held_len);
+        drop_held(c->w, &c->up->held, c->up->held_bid);
+    }
     counter_add(&c->w->metrics->tunnel_bytes[TUNNEL_DOWN], c->consume_after_send);
     buf_consume(&c->up->in, c->consume_after_send);
     buf_release(&c->up->in, &c->w->pool);

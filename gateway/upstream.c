@@ -84,6 +84,8 @@ static void upconn_free(struct upconn *up)
     struct upstream_state *us = up->us;
 
     close(up->fd);
+    if (up->held)
+        worker_recycle_buffer(up->w, up->held_bid);
     if (up->tls)
         tls_conn_free(up->tls);
     buf_free(&up->in, &up->w->pool);
@@ -550,11 +552,18 @@ static void on_recv(struct upconn *up, struct io_uring_cqe *cqe)
         unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
         const char *data = worker_buffer(up->w, bid);
 
-        if (res > 0 && !up->closing && up->tls && up->client)
+        if (res > 0 && !up->closing && up->tls && up->client) {
             deliver = tls_input(up, data, (size_t)res, &res);
-        else if (res > 0 && !up->closing && !up->tls)
+        } else if (res > 0 && !up->closing && !up->tls && up->client &&
+                   up->client->state == CS_TUNNEL && !up->client->tun_goodbye) {
+            up->held = true; /* sent on from the ring's buffer itself */
+            up->held_bid = (uint16_t)bid;
+            up->held_len = (uint32_t)res;
+        } else if (res > 0 && !up->closing && !up->tls) {
             buf_append(&up->in, &up->w->pool, data, (size_t)res, UP_HEAD_LIMIT + BUF_BLOCK);
-        worker_recycle_buffer(up->w, bid);
+        }
+        if (!up->held || up->held_bid != bid)
+            worker_recycle_buffer(up->w, bid);
     }
     if (up->closing)
         return;
