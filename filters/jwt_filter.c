@@ -5,11 +5,6 @@
 #include <string.h>
 #include <strings.h>
 
-static bool name_is(struct http_str s, const char *name)
-{
-    return s.len == strlen(name) && strncasecmp(s.p, name, s.len) == 0;
-}
-
 /* The value of parameter `name` in a query string (not decoded: tokens
  * are base64url and dots). */
 static bool query_param(struct http_str query, const char *name, struct http_str *value)
@@ -37,7 +32,7 @@ static bool cookie_value(const struct http_request *req, const char *name, struc
         const struct http_header *h = &req->headers[i];
         const char *p, *end;
 
-        if (!name_is(h->name, "cookie"))
+        if (!http1_str_is(h->name, "cookie"))
             continue;
         for (p = h->value.p, end = p + h->value.len; p < end;) {
             const char *semi = memchr(p, ';', (size_t)(end - p));
@@ -123,7 +118,7 @@ bool jwt_filter_forwards_header(const struct jwt_conf *conf, struct http_str nam
         return false;
     forwards = jwt_provider_forwards(conf->provider, &count);
     for (size_t i = 0; i < count; i++)
-        if (name_is(name, forwards[i].value))
+        if (http1_str_is(name, forwards[i].value))
             return true;
     return false;
 }

@@ -184,15 +184,6 @@ static bool request_id_valid(struct http_str v)
     return true;
 }
 
-static uint64_t next_random(struct worker *w)
-{
-    /* xorshift64*: request ids need to be unique, not secret. */
-    w->rng ^= w->rng >> 12;
-    w->rng ^= w->rng << 25;
-    w->rng ^= w->rng >> 27;
-    return w->rng * 0x2545F4914F6CDD1DULL;
-}
-
 /* The client's X-Request-Id when it is a sane token, else a new one. */
 static void request_id_set(struct conn *c, const struct http_request *req)
 {
@@ -204,7 +195,7 @@ static void request_id_set(struct conn *c, const struct http_request *req)
         return;
     }
     snprintf(c->request_id, sizeof(c->request_id), "%016llx%016llx",
-             (unsigned long long)next_random(c->w), (unsigned long long)next_random(c->w));
+             (unsigned long long)worker_random(c->w), (unsigned long long)worker_random(c->w));
 }
 
 /* Counts the finished (or abandoned) exchange and logs it. */

@@ -88,7 +88,7 @@ static bool equals_nocase(const char *a, const char *b, size_t n)
     return true;
 }
 
-static bool str_is_nocase(struct http_str s, const char *literal)
+bool http1_str_is(struct http_str s, const char *literal)
 {
     size_t n = strlen(literal);
 
@@ -204,17 +204,17 @@ static enum field field_of(struct http_str name)
 {
     switch (name.len) {
     case 4:
-        return str_is_nocase(name, "host") ? FIELD_HOST : FIELD_OTHER;
+        return http1_str_is(name, "host") ? FIELD_HOST : FIELD_OTHER;
     case 6:
-        return str_is_nocase(name, "expect") ? FIELD_EXPECT : FIELD_OTHER;
+        return http1_str_is(name, "expect") ? FIELD_EXPECT : FIELD_OTHER;
     case 7:
-        return str_is_nocase(name, "upgrade") ? FIELD_UPGRADE : FIELD_OTHER;
+        return http1_str_is(name, "upgrade") ? FIELD_UPGRADE : FIELD_OTHER;
     case 10:
-        return str_is_nocase(name, "connection") ? FIELD_CONNECTION : FIELD_OTHER;
+        return http1_str_is(name, "connection") ? FIELD_CONNECTION : FIELD_OTHER;
     case 14:
-        return str_is_nocase(name, "content-length") ? FIELD_CONTENT_LENGTH : FIELD_OTHER;
+        return http1_str_is(name, "content-length") ? FIELD_CONTENT_LENGTH : FIELD_OTHER;
     case 17:
-        return str_is_nocase(name, "transfer-encoding") ? FIELD_TRANSFER_ENCODING : FIELD_OTHER;
+        return http1_str_is(name, "transfer-encoding") ? FIELD_TRANSFER_ENCODING : FIELD_OTHER;
     default:
         return FIELD_OTHER;
     }
@@ -310,7 +310,7 @@ static void note_transfer_codings(struct framing *f, struct http_str value)
             name_len++;
         struct http_str params = trim_ows(elem.p + name_len, elem.p + elem.len);
         if (name_len == 0 || (params.len > 0 && params.p[0] != ';')) f->te_malformed = true;
-        f->te_final_chunked = str_is_nocase(elem, "chunked");
+        f->te_final_chunked = http1_str_is(elem, "chunked");
         if (f->te_final_chunked)
             f->te_chunked++;
         else
@@ -537,7 +537,7 @@ static int note_request_field(struct http_request *req, struct framing *f, int *
             return fail(err, 400, "invalid Host header");
         return 0;
     case FIELD_EXPECT:
-        if (!str_is_nocase(h->value, "100-continue"))
+        if (!http1_str_is(h->value, "100-continue"))
             return fail(err, 417, "unsupported expectation");
         req->expect_continue = true;
         return 0;
@@ -701,7 +701,7 @@ bool http1_has_token(struct http_str value, const char *token)
     if (value.len == 0) return false;
     c = list_of(value);
     while (next_element(&c, &elem))
-        if (str_is_nocase(elem, token)) return true;
+        if (http1_str_is(elem, token)) return true;
     return false;
 }
 
@@ -720,7 +720,7 @@ bool http1_is_hop_by_hop(struct http_str name)
     };
 
     for (size_t i = 0; i < sizeof(hop_by_hop) / sizeof(hop_by_hop[0]); i++)
-        if (str_is_nocase(name, hop_by_hop[i])) return true;
+        if (http1_str_is(name, hop_by_hop[i])) return true;
     return false;
 }
 

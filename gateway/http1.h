@@ -109,6 +109,9 @@ int http1_parse_response(const char *buf, size_t len, enum http_method request_m
 const struct http_header *http1_find_header(const struct http_header *headers, size_t n,
                                             const char *name);
 
+/* s equals literal, ignoring case (header names, tokens). */
+bool http1_str_is(struct http_str s, const char *literal);
+
 /* True when a comma-separated header value contains `token`
  * (case-insensitive), e.g. Connection: keep-alive, Upgrade. */
 bool http1_has_token(struct http_str value, const char *token);

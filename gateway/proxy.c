@@ -75,7 +75,8 @@ void body_relay_take(struct body_relay *r, struct buf *src, bool eof, struct out
 
 /* ---- the request head sent upstream ---- */
 
-static bool named_in_connection(const struct http_request *req, struct http_str name)
+/* `name` is listed in one of the Connection headers: hop-by-hop too. */
+static bool named_in_connection(const struct http_header *headers, size_t n, struct http_str name)
 {
     char token[64];
 
@@ -83,29 +84,21 @@ static bool named_in_connection(const struct http_request *req, struct http_str 
         return false;
     memcpy(token, name.p, name.len);
     token[name.len] = '\0';
-    for (size_t i = 0; i < req->n_headers; i++) {
-        const struct http_header *h = &req->headers[i];
-        if (h->name.len == 10 && strncasecmp(h->name.p, "connection", 10) == 0 &&
-            http1_has_token(h->value, token))
+    for (size_t i = 0; i < n; i++)
+        if (http1_str_is(headers[i].name, "connection") && http1_has_token(headers[i].value, token))
             return true;
-    }
     return false;
-}
-
-static bool name_is(struct http_str name, const char *lower)
-{
-    return name.len == strlen(lower) && strncasecmp(name.p, lower, name.len) == 0;
 }
 
 /* Headers the gateway sets itself, or that describe this hop only. */
 static bool dropped_upstream(const struct conn *c, const struct http_request *req,
                              struct http_str name)
 {
-    return http1_is_hop_by_hop(name) || name_is(name, "content-length") ||
+    return http1_is_hop_by_hop(name) || http1_str_is(name, "content-length") ||
            jwt_filter_forwards_header(c->route->jwt, name) ||
-           name_is(name, "expect") || name_is(name, "x-forwarded-for") ||
-           name_is(name, "x-forwarded-proto") || name_is(name, "x-forwarded-host") ||
-           name_is(name, "x-request-id") || named_in_connection(req, name);
+           http1_str_is(name, "expect") || http1_str_is(name, "x-forwarded-for") ||
+           http1_str_is(name, "x-forwarded-proto") || http1_str_is(name, "x-forwarded-host") ||
+           http1_str_is(name, "x-request-id") || named_in_connection(req->headers, req->n_headers, name);
 }
 
 static bool put(struct buf *b, struct buf_pool *pool, const char *p, size_t n)
@@ -143,7 +136,7 @@ bool proxy_build_head(struct conn *c, const struct http_request *req, struct buf
     ok &= put(out, pool, "X-Forwarded-For: ", 17);
     for (size_t i = 0; i < req->n_headers; i++) {
         const struct http_header *h = &req->headers[i];
-        if (!name_is(h->name, "x-forwarded-for") || h->value.len == 0)
+        if (!http1_str_is(h->name, "x-forwarded-for") || h->value.len == 0)
             continue;
         if (!first_xff)
             ok &= put(out, pool, ", ", 2);
@@ -492,20 +485,9 @@ static bool dropped_downstream(const struct http_response *resp, struct http_str
 {
     if (http1_is_hop_by_hop(name))
         return true;
-    if (resp->body != HTTP_BODY_NONE && name_is(name, "content-length"))
+    if (resp->body != HTTP_BODY_NONE && http1_str_is(name, "content-length"))
         return true;
-    for (size_t i = 0; i < resp->n_headers; i++) {
-        const struct http_header *h = &resp->headers[i];
-        char token[64];
-
-        if (!name_is(h->name, "connection") || name.len >= sizeof(token))
-            continue;
-        memcpy(token, name.p, name.len);
-        token[name.len] = '\0';
-        if (http1_has_token(h->value, token))
-            return true;
-    }
-    return false;
+    return named_in_connection(resp->headers, resp->n_headers, name);
 }
 
 static bool build_response_head(struct conn *c, const struct http_response *resp)

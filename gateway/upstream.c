@@ -257,14 +257,6 @@ static bool endpoint_usable(const struct upstream_state *us, unsigned ep, uint64
            breaker_allow(endpoint_breaker(e->metrics_id), &params, now);
 }
 
-static uint64_t next_random(struct worker *w)
-{
-    w->rng ^= w->rng >> 12;
-    w->rng ^= w->rng << 25;
-    w->rng ^= w->rng >> 27;
-    return w->rng * 0x2545F4914F6CDD1DULL;
-}
-
 struct pick {
     struct worker *w;
     struct upstream_state *us;
@@ -296,7 +288,7 @@ static int choose_endpoint(struct worker *w, struct upstream_state *us, int avoi
 
     if (us->conf->balance == BALANCE_LEAST_REQUEST && n > 1) {
         /* Power of two choices: the less busy of two picked at random. */
-        unsigned a = (unsigned)(next_random(w) % n), b = (unsigned)(next_random(w) % (n - 1));
+        unsigned a = (unsigned)(worker_random(w) % n), b = (unsigned)(worker_random(w) % (n - 1));
         unsigned pick;
 
         b = b >= a ? b + 1 : b;

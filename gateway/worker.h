@@ -108,6 +108,15 @@ int worker_start(struct worker *w);
 void worker_join(struct worker *w);
 void worker_destroy(struct worker *w);
 
+/* xorshift64*: request ids and balancing need spread, not secrecy. */
+static inline uint64_t worker_random(struct worker *w)
+{
+    w->rng ^= w->rng >> 12;
+    w->rng ^= w->rng << 25;
+    w->rng ^= w->rng >> 27;
+    return w->rng * 0x2545F4914F6CDD1DULL;
+}
+
 /* For the connection modules. */
 struct io_uring_sqe *worker_sqe(struct worker *w);
 void worker_recycle_buffer(struct worker *w, unsigned bid);
