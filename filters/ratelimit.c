@@ -34,14 +34,21 @@ bool request_key(enum request_key_kind kind, const char *arg, const struct route
     return false;
 }
 
-static void keep_tightest(struct ratelimit_verdict *v, const struct bucket_result *r)
+void ratelimit_merge(struct ratelimit_verdict *v, const struct ratelimit_conf *p,
+                     const struct bucket_result *r, bool allowed)
 {
-    if (!v->limited || r->remaining < v->remaining) {
+    bool first_refusal = !allowed && !v->denied_by;
+
+    if (!v->limited || first_refusal || (!v->denied_by && r->remaining < v->remaining)) {
         v->limit = r->limit;
-        v->remaining = r->remaining;
+        v->remaining = allowed ? r->remaining : 0;
         v->reset = r->reset;
     }
     v->limited = true;
+    if (first_refusal) {
+        v->retry_after = r->retry_after;
+        v->denied_by = p;
+    }
 }
 
 static struct rl_table *table;
@@ -59,6 +66,16 @@ void ratelimit_shutdown(void)
     table = NULL;
 }
 
+bool ratelimit_take_local(const struct ratelimit_conf *p, const char *key, size_t len,
+                          uint64_t now_us, struct ratelimit_verdict *v)
+{
+    struct bucket_result r;
+    bool allowed = rl_table_take(table, p->metrics_id, key, len, &p->bucket, now_us, 1, &r);
+
+    ratelimit_merge(v, p, &r, allowed);
+    return allowed;
+}
+
 bool ratelimit_check(const struct route_conf *route,
                      enum ratelimit_phase phase, const struct http_request *req,
                      const char *client_ip, const struct jwt_claims *claims, uint64_t now_us,
@@ -66,22 +83,16 @@ bool ratelimit_check(const struct route_conf *route,
 {
     for (size_t i = 0; i < route->n_rate_limits; i++) {
         const struct ratelimit_conf *p = route->rate_limits[i];
-        struct bucket_result r;
         const char *key;
         size_t len;
 
-        if ((p->key == RL_KEY_JWT_CLAIM) != (phase == RATELIMIT_AFTER_AUTH))
+        if (p->backend != RL_BACKEND_LOCAL ||
+            (p->key == RL_KEY_JWT_CLAIM) != (phase == RATELIMIT_AFTER_AUTH))
             continue;
         if (!request_key(p->key, p->key_arg, route, req, client_ip, claims, &key, &len))
             continue;
-        if (!rl_table_take(table, p->metrics_id, key, len, &p->bucket, now_us, 1, &r)) {
-            keep_tightest(v, &r);
-            v->remaining = 0;
-            v->retry_after = r.retry_after;
-            v->denied_by = p;
+        if (!ratelimit_take_local(p, key, len, now_us, v))
             return false;
-        }
-        keep_tightest(v, &r);
     }
     return true;
 }

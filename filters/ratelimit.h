@@ -37,11 +37,22 @@ bool request_key(enum request_key_kind kind, const char *arg, const struct route
 int ratelimit_init(size_t memory);
 void ratelimit_shutdown(void);
 
-/* Returns false when a policy refuses the request (v->denied_by set). */
+/* The local policies of the route (Redis ones are ratelimit_redis.h's).
+ * Returns false when a policy refuses the request (v->denied_by set). */
 bool ratelimit_check(const struct route_conf *route,
                      enum ratelimit_phase phase, const struct http_request *req,
                      const char *client_ip, const struct jwt_claims *claims, uint64_t now_us,
                      struct ratelimit_verdict *v);
+
+/* One token from policy p's bucket of `key` in the process-wide table,
+ * merged into v; false when refused. */
+bool ratelimit_take_local(const struct ratelimit_conf *p, const char *key, size_t len,
+                          uint64_t now_us, struct ratelimit_verdict *v);
+
+/* Merges one policy's answer into v: the headers show the tightest
+ * policy, and the first refusal is the one reported. */
+void ratelimit_merge(struct ratelimit_verdict *v, const struct ratelimit_conf *p,
+                     const struct bucket_result *r, bool allowed);
 
 /* The RateLimit-* header lines (and Retry-After when refused) into out;
  * returns their length. */

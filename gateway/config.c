@@ -57,6 +57,7 @@ struct loader {
     yaml_node_t **route_jwts;      /* per route: its `jwt:` value, resolved last */
     yaml_node_t **route_limits;    /* per route: its `rate_limit:` value, resolved last */
     yaml_node_t **route_schemas;   /* per route: its `schema:` value, resolved last */
+    yaml_node_t *first_redis_policy; /* `backend: redis`, checked against `redis:` last */
 };
 
 /* ---- reporting ---- */
@@ -1527,6 +1528,68 @@ static void parse_schemas(struct loader *ld, const char *key, yaml_node_t *value
                        offsetof(struct schema_conf, name), cfg->n_schemas);
 }
 
+/* ---- redis ---- */
+
+/* host:port (resolved now: hiredis would resolve names on a worker) or
+ * unix:/path. */
+static void redis_address(struct loader *ld, const char *key, yaml_node_t *value, void *field)
+{
+    struct redis_conf *r = field;
+    const char *s = expect_string(ld, key, value);
+    struct sockaddr_any addr;
+    char host[INET6_ADDRSTRLEN];
+
+    if (!s) return;
+    r->address = copy_string(ld, value, s);
+    if (!strncmp(s, "unix:", 5)) {
+        if (s[5] != '/')
+            report(ld, value, "'%s': a socket path must be absolute (unix:/run/redis.sock)", key);
+        else
+            r->unix_path = copy_string(ld, value, s + 5);
+        return;
+    }
+    if (!parse_address_at(ld, value, s, &addr)) return;
+    if (addr.ss.ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)&addr.ss;
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+        r->port = ntohs(in->sin_port);
+    } else {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&addr.ss;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+        r->port = ntohs(in6->sin6_port);
+    }
+    r->host = copy_string(ld, value, host);
+}
+
+static const struct key_rule redis_rules[] = {
+    WHOLE_REQUIRED("address", redis_address),
+    KEY("timeout", set_timeout, struct redis_conf, timeout),
+    KEY("connect_timeout", set_timeout, struct redis_conf, connect_timeout),
+    END_RULES,
+};
+
+static void parse_redis(struct loader *ld, const char *key, yaml_node_t *value, void *field)
+{
+    struct config *cfg = field;
+
+    cfg->redis.timeout = 50;
+    cfg->redis.connect_timeout = 1000;
+    cfg->has_redis = parse_section(ld, key, value, "redis", redis_rules, &cfg->redis);
+}
+
+static void check_redis_policies(struct loader *ld)
+{
+    struct config *cfg = ld->cfg;
+
+    if (ld->first_redis_policy && !cfg->has_redis)
+        report(ld, ld->first_redis_policy,
+               "backend 'redis' needs a 'redis:' section with the server's address");
+    for (size_t i = 0; i < cfg->n_routes; i++)
+        for (size_t j = 0; j < cfg->routes[i].n_rate_limits; j++)
+            if (cfg->routes[i].rate_limits[j]->backend == RL_BACKEND_REDIS)
+                cfg->routes[i].redis_limited = true;
+}
+
 /* ---- rate_limits ---- */
 
 static void rl_key(struct loader *ld, const char *key, yaml_node_t *value, void *field)
@@ -1559,23 +1622,32 @@ static void rl_burst(struct loader *ld, const char *key, yaml_node_t *value, voi
 
 static void rl_backend(struct loader *ld, const char *key, yaml_node_t *value, void *field)
 {
+    struct ratelimit_conf *r = field;
     const char *s = expect_string(ld, key, value);
 
-    (void)field;
     if (!s || !strcmp(s, "local")) return;
-    if (!strcmp(s, "redis"))
-        report(ld, value, "backend 'redis' is not supported by this build yet");
-    else
+    if (!strcmp(s, "redis")) {
+        r->backend = RL_BACKEND_REDIS;
+        if (!ld->first_redis_policy) ld->first_redis_policy = value;
+    } else {
         report(ld, value, "unknown backend '%.80s' (expected local or redis)", s);
+    }
 }
 
 static void rl_on_redis_error(struct loader *ld, const char *key, yaml_node_t *value,
                               void *field)
 {
+    struct ratelimit_conf *r = field;
     const char *s = expect_string(ld, key, value);
 
-    (void)field;
-    if (s && strcmp(s, "local") && strcmp(s, "allow") && strcmp(s, "deny"))
+    if (!s) return;
+    if (!strcmp(s, "local"))
+        r->on_redis_error = RL_FALLBACK_LOCAL;
+    else if (!strcmp(s, "allow"))
+        r->on_redis_error = RL_FALLBACK_ALLOW;
+    else if (!strcmp(s, "deny"))
+        r->on_redis_error = RL_FALLBACK_DENY;
+    else
         report(ld, value, "unknown on_redis_error '%.80s' (expected local, allow or deny)", s);
 }
 
@@ -1883,7 +1955,7 @@ static const struct key_rule top_rules[] = {
     WHOLE("listeners", parse_listeners),
     WHOLE("upstreams", parse_upstreams),
     WHOLE("routes", parse_routes),
-    RESERVED("redis"),
+    WHOLE("redis", parse_redis),
     WHOLE("jwt_providers", parse_jwt_providers),
     WHOLE("rate_limits", parse_rate_limits),
     WHOLE("schemas", parse_schemas),
@@ -1952,6 +2024,7 @@ static void load_root(struct loader *ld)
     }
     if (!parse_section(ld, "configuration", root, "top-level", top_rules, ld->cfg)) return;
     resolve_upstreams(ld);
+    check_redis_policies(ld);
     check_admin_address(ld, root);
     listeners = find_value(ld, root, "listeners");
     if (!listeners)
@@ -2171,6 +2244,9 @@ void config_free(struct config *cfg)
         free(cfg->rate_limits[i].key_arg);
     }
     free(cfg->rate_limits);
+    free(cfg->redis.address);
+    free(cfg->redis.host);
+    free(cfg->redis.unix_path);
     for (size_t i = 0; i < cfg->n_schemas; i++) {
         if (cfg->schemas[i].compiled)
             schema_free(cfg->schemas[i].compiled);

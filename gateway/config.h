@@ -122,6 +122,11 @@ struct jwt_conf {
     unsigned metrics_id;
 };
 
+enum ratelimit_backend { RL_BACKEND_LOCAL, RL_BACKEND_REDIS };
+
+/* What a Redis-backed policy does when Redis cannot answer in time. */
+enum redis_fallback { RL_FALLBACK_LOCAL, RL_FALLBACK_ALLOW, RL_FALLBACK_DENY };
+
 struct ratelimit_conf {
     char *name;
     enum request_key_kind key;
@@ -129,7 +134,19 @@ struct ratelimit_conf {
     double rate;        /* tokens per second */
     uint64_t burst;     /* bucket size */
     struct bucket_params bucket; /* rate and burst, ready for the arithmetic */
+    enum ratelimit_backend backend;
+    enum redis_fallback on_redis_error;
     unsigned metrics_id; /* also the bucket table's policy id */
+};
+
+/* The Redis server a fleet shares (`redis:`). */
+struct redis_conf {
+    char *address;            /* as written: host:port or unix:/path */
+    char *host;               /* numeric, resolved at load; NULL for a socket path */
+    int port;
+    char *unix_path;          /* unix:/path */
+    uint64_t timeout;         /* ms: a verdict later than this takes on_redis_error */
+    uint64_t connect_timeout; /* ms */
 };
 
 #define ROUTE_MAX_RATE_LIMITS 8
@@ -158,6 +175,7 @@ struct route_conf {
     const struct schema_conf *schema; /* NULL: bodies not validated */
     const struct ratelimit_conf *rate_limits[ROUTE_MAX_RATE_LIMITS];
     size_t n_rate_limits;
+    bool redis_limited; /* some of them live in Redis */
     char *name;         /* metrics label: "name:" key, else "route<N>" */
     unsigned metrics_id;
 };
@@ -185,6 +203,8 @@ struct config {
     size_t n_jwt_providers;
     struct ratelimit_conf *rate_limits;
     size_t n_rate_limits;
+    struct redis_conf redis;
+    bool has_redis;
     struct schema_conf *schemas;
     size_t n_schemas;
 };

@@ -22,6 +22,8 @@
 #include "reply.h"
 #include "ipcount.h"
 #include "jwt_filter.h"
+#include "ratelimit_redis.h"
+#include "redis_link.h"
 #include "router.h"
 #include "static.h"
 
@@ -261,6 +263,10 @@ void conn_close(struct conn *c)
         return;
     c->closing = true;
     timer_disarm(&c->timer);
+    if (c->limits_call) {
+        redis_link_forget(c->limits_call);
+        c->limits_call = NULL;
+    }
     if (c->up)
         proxy_abort(c);
     if (c->file_fd >= 0) {
@@ -743,11 +749,124 @@ static void answer_rate_limited(struct conn *c)
     conn_respond_error(c, 429, message); /* RateLimit-* and Retry-After added there */
 }
 
+/* ---- the shared (Redis) rate limiter ---- */
+
+static void route_request(struct conn *c, const struct http_request *req);
+
+static void resume_after_limits(struct conn *c);
+
+static void on_limits_reply(void *arg, const redisReply *reply)
+{
+    struct conn *c = arg;
+
+    c->limits_call = NULL;
+    c->limits = reply && ratelimit_redis_verdict(reply, c->route, c->limits_policies, &c->rl)
+                    ? LIMITS_ANSWERED
+                    : LIMITS_UNANSWERED;
+    resume_after_limits(c);
+}
+
+/* Sends the route's Redis policies to Redis and parks the request (true);
+ * false when there is nothing to ask or Redis cannot be asked now
+ * (c->limits says which). */
+static bool ask_redis(struct conn *c, const struct http_request *req)
+{
+    char *cmd;
+    int len;
+
+    c->limits_policies = ratelimit_redis_policies(c->route, req, c->peer_ip, &c->claims);
+    if (!c->limits_policies)
+        return false;
+    c->limits = LIMITS_UNANSWERED;
+    len = ratelimit_redis_command(c->route, c->limits_policies, req, c->peer_ip, &c->claims, &cmd);
+    if (len < 0 || !c->w->redis)
+        return false;
+    c->limits_call = redis_link_send(c->w->redis, cmd, (size_t)len, on_limits_reply, c);
+    if (!c->limits_call)
+        return false;
+    c->limits = LIMITS_ASKED;
+    c->state = CS_LIMITS;
+    timer_arm(&c->w->timers, &c->timer, c->w->now + c->cfg->redis.timeout);
+    return true;
+}
+
+static void count_backend_errors(struct conn *c)
+{
+    for (size_t i = 0; i < c->route->n_rate_limits; i++)
+        if (c->limits_policies & (1u << i))
+            metrics_ratelimit_backend_error(c->w->metrics, c->route->rate_limits[i]->metrics_id);
+}
+
+/* The request's Redis policies have been asked (or could not be): resume
+ * where route_request() left it. */
+static void resume_after_limits(struct conn *c)
+{
+    struct http_request req;
+    struct http_error err;
+
+    if (c->limits_call) { /* too late: on_redis_error decides */
+        redis_link_forget(c->limits_call);
+        c->limits_call = NULL;
+        c->limits = LIMITS_UNANSWERED;
+    }
+    c->state = CS_HEAD;
+    if (http1_parse_request(c->in.data + c->head_off, c->head_len, &req, &err) !=
+        (int)c->head_len) { /* cannot happen: the same bytes parsed before */
+        conn_close(c);
+        return;
+    }
+    route_request(c, &req);
+    c->up_headers = NULL;
+    c->up_headers_len = 0;
+}
+
+enum admission { ADMITTED, ANSWERED, PARKED };
+
+/* Rate limits and authentication, in order: local limits keyed before
+ * the token (by IP, header, route), the token, local limits keyed by its
+ * claims, then every Redis policy in one round trip (parked meanwhile).
+ * On resumption the limits are not counted again; the token is checked
+ * again (a cache hit) for the claim headers sent upstream. */
+static enum admission limits_and_auth(struct conn *c, const struct http_request *req, char *up_headers,
+                            size_t cap)
+{
+    bool resumed = c->limits != LIMITS_UNDECIDED;
+    uint64_t now_us = clock_us();
+
+    if (!resumed &&
+        !ratelimit_check(c->route, RATELIMIT_BEFORE_AUTH, req, c->peer_ip, NULL, now_us, &c->rl))
+        goto refused;
+    if (!authenticated(c, req, up_headers, cap)) {
+        c->limits = LIMITS_UNDECIDED;
+        return ANSWERED;
+    }
+    if (!resumed) {
+        if (!ratelimit_check(c->route, RATELIMIT_AFTER_AUTH, req, c->peer_ip, &c->claims, now_us,
+                             &c->rl))
+            goto refused;
+        if (c->route->redis_limited && ask_redis(c, req))
+            return PARKED;
+    }
+    if (c->limits == LIMITS_UNANSWERED) {
+        count_backend_errors(c);
+        if (!ratelimit_redis_fallback(c->route, c->limits_policies, req, c->peer_ip, &c->claims,
+                                      now_us, &c->rl))
+            goto refused;
+    }
+    c->limits = LIMITS_UNDECIDED;
+    if (c->rl.denied_by)
+        goto refused;
+    return ADMITTED;
+refused:
+    c->limits = LIMITS_UNDECIDED;
+    answer_rate_limited(c);
+    return ANSWERED;
+}
+
 static void route_request(struct conn *c, const struct http_request *req)
 {
     const struct limits_conf *lim = &c->w->cfg->limits;
     char up_headers[1024]; /* forwarded claims: used before this returns */
-    uint64_t now_us = clock_us();
 
     if (req->method_id == HTTP_CONNECT) {
         conn_respond_error(c, 405, "CONNECT is not enabled on this gateway");
@@ -757,19 +876,14 @@ static void route_request(struct conn *c, const struct http_request *req)
         conn_respond_error(c, 413, "request body is larger than limits.max_body_bytes");
         return;
     }
-    c->route = router_match(c->w->cfg, req->host, req->path, req->method_id);
+    if (c->limits == LIMITS_UNDECIDED)
+        c->route = router_match(c->w->cfg, req->host, req->path, req->method_id);
     if (!c->route) {
         conn_respond_error(c, 404, "no route matches this request");
         return;
     }
-    if (!ratelimit_check(c->route, RATELIMIT_BEFORE_AUTH, req, c->peer_ip, NULL, now_us, &c->rl) ||
-        !authenticated(c, req, up_headers, sizeof(up_headers)) ||
-        !ratelimit_check(c->route, RATELIMIT_AFTER_AUTH, req, c->peer_ip, &c->claims, now_us,
-                         &c->rl)) {
-        if (c->rl.denied_by)
-            answer_rate_limited(c);
+    if (limits_and_auth(c, req, up_headers, sizeof(up_headers)) != ADMITTED)
         return;
-    }
     if (c->route->websocket && wants_websocket(req)) {
         int status = websocket_handshake_check(req);
 
@@ -857,6 +971,8 @@ static void process_head(struct conn *c)
     /* Consumed before use: what follows the head is body or the next
      * request. req still points into c->in, which stays where it is
      * until the next receive is armed. */
+    c->head_off = c->in.start;
+    c->head_len = (uint32_t)n;
     buf_consume(&c->in, (size_t)n);
     route_request(c, &req);
     c->up_headers = NULL; /* they lived on route_request's stack */
@@ -946,6 +1062,7 @@ static void on_recv(struct conn *c, struct io_uring_cqe *cqe)
         break;
     case CS_RESPOND:
     case CS_TUNNEL:
+    case CS_LIMITS:
         break;
     }
 }
@@ -1033,6 +1150,9 @@ void conn_on_timer(struct timer *t)
         c->keep_alive = false;
         buf_free(&c->held_head, &c->w->pool);
         conn_respond_error(c, 408, "request body not received within limits.idle_timeout");
+        break;
+    case CS_LIMITS:
+        resume_after_limits(c);
         break;
     case CS_RESPOND:
     case CS_LINGER:

@@ -50,7 +50,18 @@ enum conn_state {
     CS_LINGER,  /* answer sent, Connection: close: draining input before close */
     CS_TUNNEL,  /* after a 101: bytes relayed both ways (tunnel.c) */
     CS_BODY,    /* collecting a whole request body for a filter (body.c) */
+    CS_LIMITS,  /* waiting for the shared (Redis) rate limiter's verdict */
 };
+
+/* Where a request stands with its Redis rate-limit policies. */
+enum limits_state {
+    LIMITS_UNDECIDED,  /* not asked yet */
+    LIMITS_ASKED,      /* the call is out (CS_LIMITS) */
+    LIMITS_ANSWERED,   /* Redis's verdict is merged into conn.rl */
+    LIMITS_UNANSWERED, /* Redis failed or was late: on_redis_error decides */
+};
+
+struct redis_call;
 
 struct upconn;
 
@@ -95,6 +106,11 @@ struct conn {
     bool tunnel_ws;            /* the tunnel carries WebSocket frames */
     struct jwt_claims claims;  /* of the verified token, until the next one */
     struct ratelimit_verdict rl; /* RateLimit-* headers for the answer */
+    struct redis_call *limits_call; /* LIMITS_ASKED: the call out to Redis */
+    uint8_t limits_policies;        /* the Redis policies asked: a bit per route policy */
+    uint8_t limits;                 /* enum limits_state */
+    uint32_t head_len; /* the request head, parsed again when the verdict arrives */
+    size_t head_off;   /* where it starts in `in` (still there: no receive is armed) */
     const char *up_headers;    /* extra header lines for upstream: only while the */
     size_t up_headers_len;     /* head is being routed (they live on its stack) */
     bool tunnel_slot; /* holds one of the listener's max_tunnels */

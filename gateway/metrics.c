@@ -135,6 +135,11 @@ void metrics_ratelimit_rejected(struct worker_metrics *m, unsigned policy_id)
     counter_add(&m->ratelimit_rejected[policy_id], 1);
 }
 
+void metrics_ratelimit_backend_error(struct worker_metrics *m, unsigned policy_id)
+{
+    counter_add(&m->ratelimit_backend_errors[policy_id], 1);
+}
+
 void metrics_jwt_rejected(struct worker_metrics *m, unsigned provider_id, int reason)
 {
     if (reason > 0 && reason < METRICS_JWT_REASONS)
@@ -415,11 +420,10 @@ static void render_ratelimit(struct out *o, struct worker_metrics *const *w, siz
     emit_per_id(o, w, n, "ringgate_schema_rejected_total", "counter",
                 "Request bodies refused by a schema (or not JSON).", &schema_ids, "schema",
                 offsetof(struct worker_metrics, schema_rejected), NO_SUBTRAHEND);
-    emit(o, "# HELP ringgate_ratelimit_backend_errors_total Shared-backend (Redis) failures, by "
-            "policy.\n# TYPE ringgate_ratelimit_backend_errors_total counter\n");
-    for (unsigned p = 0; p < policy_ids.count; p++)
-        emit(o, "ringgate_ratelimit_backend_errors_total{policy=\"%s\"} 0\n",
-             policy_ids.names[p]);
+    emit_per_id(o, w, n, "ringgate_ratelimit_backend_errors_total", "counter",
+                "Verdicts Redis failed to give in time (on_redis_error decided), by policy.",
+                &policy_ids, "policy", offsetof(struct worker_metrics, ratelimit_backend_errors),
+                NO_SUBTRAHEND);
 }
 
 char *metrics_render(struct worker_metrics *const *workers, size_t n_workers, size_t *len)

@@ -71,6 +71,7 @@ struct worker_metrics {
     counter_t tls_plaintext[METRICS_MAX_LISTENERS]; /* plain HTTP sent to a TLS port */
     counter_t jwt_rejected[METRICS_MAX_PROVIDERS][METRICS_JWT_REASONS];
     counter_t ratelimit_rejected[METRICS_MAX_POLICIES];
+    counter_t ratelimit_backend_errors[METRICS_MAX_POLICIES];
     counter_t schema_rejected[METRICS_MAX_SCHEMAS];
     counter_t upstream_requests[METRICS_MAX_ENDPOINTS][OUTCOME_COUNT];
     struct histogram up_latency[METRICS_MAX_UPSTREAMS];
@@ -88,6 +89,7 @@ void metrics_upstream(struct worker_metrics *m, const struct upstream_conf *u, u
                       enum upstream_outcome outcome, uint64_t duration_us);
 void metrics_schema_rejected(struct worker_metrics *m, unsigned schema_id);
 void metrics_ratelimit_rejected(struct worker_metrics *m, unsigned policy_id);
+void metrics_ratelimit_backend_error(struct worker_metrics *m, unsigned policy_id);
 void metrics_jwt_rejected(struct worker_metrics *m, unsigned provider_id, int reason);
 void metrics_conn_opened(struct worker_metrics *m, unsigned listener_id);
 void metrics_conn_closed(struct worker_metrics *m, unsigned listener_id);

@@ -19,6 +19,8 @@
 #include "conn.h"
 #include "jwt.h"
 #include "log.h"
+#include "ratelimit_redis.h"
+#include "redis_link.h"
 
 #define RING_ENTRIES 4096
 #define RECV_BUFFERS 512 /* per worker, BUF_BLOCK each; a power of two */
@@ -307,6 +309,10 @@ static void dispatch(struct worker *w, struct io_uring_cqe *cqe)
     case OP_LOG_WRITE:
         access_log_on_write(w, cqe->res);
         break;
+    case OP_REDIS_READABLE:
+    case OP_REDIS_WRITABLE:
+        redis_link_on_poll(owner, op == OP_REDIS_WRITABLE, cqe->res);
+        break;
     case OP_IGNORE:
         break;
     }
@@ -394,6 +400,26 @@ static const struct listener_conf *listener_in(const struct config *cfg,
     return NULL;
 }
 
+static bool needs_redis(const struct config *cfg)
+{
+    for (size_t i = 0; cfg->has_redis && i < cfg->n_rate_limits; i++)
+        if (cfg->rate_limits[i].backend == RL_BACKEND_REDIS)
+            return true;
+    return false;
+}
+
+/* A link to the configured Redis when a policy uses it; a reload keeps
+ * the link when the server is the same (calls out stay valid). */
+static void redis_switch(struct worker *w, const struct config *cfg)
+{
+    if (w->redis && needs_redis(cfg) && redis_link_same_server(w->redis, &cfg->redis))
+        return;
+    redis_link_free(w->redis);
+    w->redis = needs_redis(cfg) ? redis_link_new(w, &cfg->redis, ratelimit_redis_script()) : NULL;
+    if (needs_redis(cfg) && !w->redis)
+        log_error("worker %u: out of memory for the Redis link: on_redis_error applies", w->id);
+}
+
 static void switch_config(struct worker *w, const struct config *next)
 {
     const struct config *old = w->cfg;
@@ -405,6 +431,7 @@ static void switch_config(struct worker *w, const struct config *next)
         return;
     }
     w->cfg = next;
+    redis_switch(w, next);
     for (struct conn *c = w->conns, *nextc; c; c = nextc) {
         const struct listener_conf *lc = c->listener ? listener_in(next, c->listener) : NULL;
 
@@ -447,7 +474,9 @@ static void release_retired(struct worker *w)
 
 static void loop_turn(struct worker *w)
 {
-    struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = LOOP_WAIT_MS * 1000000LL};
+    /* A verdict awaited from Redis has a deadline finer than the loop's. */
+    long long wait_ms = w->redis && redis_link_waiting(w->redis) ? TIMER_TICK_MS : LOOP_WAIT_MS;
+    struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = wait_ms * 1000000LL};
     struct io_uring_cqe *cqe;
     unsigned head, seen = 0;
 
@@ -460,6 +489,8 @@ static void loop_turn(struct worker *w)
     }
     io_uring_cq_advance(&w->ring, seen);
     timer_wheel_run(&w->timers, w->now, conn_on_timer);
+    if (w->redis)
+        redis_link_tick(w->redis, w->now);
     access_log_flush(w);
     if (w->n_retiring)
         release_retired(w);
@@ -477,6 +508,7 @@ static void *worker_main(void *arg)
     w->now = clock_ms();
     timer_wheel_init(&w->timers, w->now);
     upstreams_init(w);
+    redis_switch(w, w->cfg);
     while (!w->draining || (w->n_conns && w->now < w->drain_deadline)) {
         const struct config *next = atomic_load_explicit(&config_published, memory_order_acquire);
 
@@ -502,7 +534,10 @@ static void *worker_main(void *arg)
     }
     /* Pooled connections close now; closing ones finish their operations. */
     upstreams_destroy(w);
-    for (uint64_t until = clock_ms() + 1000; w->n_upconns && clock_ms() < until;)
+    redis_link_free(w->redis);
+    w->redis = NULL;
+    for (uint64_t until = clock_ms() + 1000;
+         (w->n_upconns || w->redis_socks) && clock_ms() < until;)
         loop_turn(w);
     return NULL;
 }

@@ -29,6 +29,8 @@ enum op {
     OP_UP_RECV,
     OP_UP_SEND,
     OP_LOG_WRITE,
+    OP_REDIS_READABLE,
+    OP_REDIS_WRITABLE,
 };
 
 #define OP_MASK 15u
@@ -48,6 +50,7 @@ struct listen_socket {
 #define WORKER_MAX_RETIRING 16
 
 struct upstream_state; /* upstream.c: per worker, per upstream */
+struct redis_link;     /* redis_link.c */
 
 struct worker {
     unsigned id;
@@ -86,6 +89,8 @@ struct worker {
     struct worker_metrics *metrics;
     struct access_log access_log;
     struct jwt_cache *jwt_cache; /* verified tokens of this worker */
+    struct redis_link *redis;    /* NULL unless a rate limit lives in Redis */
+    unsigned redis_socks;        /* Redis sockets the ring may still report on */
     void *schema_arena;          /* kept between validations (body.c) */
     size_t schema_arena_size;
 } __attribute__((aligned(16)));

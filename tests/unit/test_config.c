@@ -288,6 +288,25 @@ static void test_unknown_keys(void)
     CHECK_ERROR(0, "t.yaml:2:32: unknown static key 'index'");
 }
 
+static void test_redis_errors(void)
+{
+    load_bad(LISTENER "redis: {address: \"unix:run/redis.sock\", timeout: 0s, db: 1}\n"
+                      "rate_limits:\n"
+                      "  - {name: a, key: ip, rate: 1/s, backend: memcached, on_redis_error: drop}\n");
+    CHECK_INT(errors.count, 5);
+    CHECK_ERROR(0, "t.yaml:2:18: 'address': a socket path must be absolute "
+                   "(unix:/run/redis.sock)");
+    CHECK_ERROR(1, "t.yaml:2:50: 'timeout' must be greater than 0");
+    CHECK_ERROR(2, "t.yaml:2:54: unknown redis key 'db'");
+    CHECK_ERROR(3, "t.yaml:4:44: unknown backend 'memcached' (expected local or redis)");
+    CHECK_ERROR(4, "t.yaml:4:71: unknown on_redis_error 'drop' (expected local, allow or deny)");
+
+    load_bad(LISTENER "redis: {timeout: 10ms}\n"
+                      "rate_limits: [{name: a, key: ip, rate: 1/s, backend: redis}]\n");
+    CHECK_INT(errors.count, 1);
+    CHECK_ERROR(0, "t.yaml:2:8: missing required redis key 'address'");
+}
+
 static void test_reserved_keys(void)
 {
     load_bad(LISTENER "upstreams: [{name: a, endpoints: [127.0.0.1:1]}]\n"
@@ -308,9 +327,8 @@ static void test_reserved_keys(void)
                       "rate_limits: []\n"
                       "schemas: []\n"
                       "cache: {memory: 1MiB}\n");
-    CHECK_INT(errors.count, 2);
-    CHECK_ERROR(0, "t.yaml:2:1: 'redis' is not supported by this build yet");
-    CHECK_ERROR(1, "t.yaml:6:1: 'cache' is not supported by this build yet");
+    CHECK_INT(errors.count, 1);
+    CHECK_ERROR(0, "t.yaml:6:1: 'cache' is not supported by this build yet");
 
     load_bad("listeners:\n"
              "  - listen: 127.0.0.1:8443\n"
@@ -837,6 +855,7 @@ int main(void)
     RUN(test_access_log);
     RUN(test_unknown_keys);
     RUN(test_reserved_keys);
+    RUN(test_redis_errors);
     RUN(test_resilience_sections);
     RUN(test_rate_limits);
     RUN(test_wrong_types);
