@@ -246,3 +246,36 @@ def test_redis_backend_needs_a_redis_section(tmp_path):
                          text=True, timeout=10)
     assert out.returncode == 1
     assert "bad.yaml:3:44: backend 'redis' needs a 'redis:' section" in out.stderr
+
+
+def test_reload_moves_to_another_redis_and_back_to_local(work_dir, origin, redis):
+    other = Redis(work_dir, free_port())
+    other.start()
+    g = Gateway(work_dir, "redis_rl_reload", CONFIG, origin=origin.port, admin=free_port(),
+                redis=redis.port)
+    g.start()
+    try:
+        wait_connected([g])
+        assert g.request("GET", "/fleet/echo").status in (200, 429)
+        # Point the fleet at the other server: its buckets start full.
+        with open(g.config_path, "w") as f:
+            f.write(CONFIG.format(**dict(g.values, redis=other.port)))
+        os.kill(g.pid, signal.SIGHUP)
+        wait_connected([g], times=2)
+        resp = g.request("GET", "/fleet/echo")
+        assert resp.status == 200 and resp.header("RateLimit-Remaining") == "19"
+        assert other.command("EXISTS", "ringgate:rl:fleet:route0") == 1
+        # No Redis policy left: the links close, the local limit applies.
+        with open(g.config_path, "w") as f:
+            f.write(CONFIG.format(**g.values).replace("backend: redis", "backend: local"))
+        clients = other.command("INFO", "clients")
+        os.kill(g.pid, signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while other.command("INFO", "clients") == clients and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert other.command("INFO", "clients") != clients
+        resp = g.request("GET", "/fleet/echo")
+        assert resp.status == 200 and resp.header("RateLimit-Remaining") == "19"
+    finally:
+        g.stop()
+        other.stop()
