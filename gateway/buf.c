@@ -8,31 +8,50 @@ void buf_pool_init(struct buf_pool *pool, size_t max_cached)
 {
     pool->free = calloc(max_cached, sizeof(void *));
     pool->count = 0;
+    pool->bytes = 0;
     pool->max = pool->free ? max_cached : 0;
+}
+
+void buf_pool_trim(struct buf_pool *pool)
+{
+    for (size_t i = 0; i < pool->count; i++)
+        free(pool->free[i]);
+    pool->bytes -= pool->count * BUF_BLOCK;
+    pool->count = 0;
 }
 
 void buf_pool_destroy(struct buf_pool *pool)
 {
-    for (size_t i = 0; i < pool->count; i++)
-        free(pool->free[i]);
+    buf_pool_trim(pool);
     free(pool->free);
     pool->free = NULL;
-    pool->count = pool->max = 0;
+    pool->max = 0;
+}
+
+static char *alloc_counted(struct buf_pool *pool, size_t size)
+{
+    char *p = malloc(size);
+
+    if (p)
+        pool->bytes += size;
+    return p;
 }
 
 static char *block_get(struct buf_pool *pool)
 {
     if (pool->count)
         return pool->free[--pool->count];
-    return malloc(BUF_BLOCK);
+    return alloc_counted(pool, BUF_BLOCK);
 }
 
 static void block_put(struct buf_pool *pool, char *block, size_t cap)
 {
-    if (cap == BUF_BLOCK && pool->count < pool->max)
+    if (cap == BUF_BLOCK && pool->count < pool->max) {
         pool->free[pool->count++] = block;
-    else
+    } else {
         free(block);
+        pool->bytes -= cap;
+    }
 }
 
 static bool buf_grow(struct buf *b, struct buf_pool *pool, size_t need, size_t limit)
@@ -47,9 +66,9 @@ static bool buf_grow(struct buf *b, struct buf_pool *pool, size_t need, size_t l
     if (cap < need)
         return false;
     if (!b->data) {
-        bigger = cap == BUF_BLOCK ? block_get(pool) : malloc(cap);
+        bigger = cap == BUF_BLOCK ? block_get(pool) : alloc_counted(pool, cap);
     } else {
-        bigger = malloc(cap);
+        bigger = alloc_counted(pool, cap);
         if (bigger) {
             memcpy(bigger, b->data + b->start, buf_len(b));
             block_put(pool, b->data, b->cap);

@@ -20,10 +20,20 @@ struct buf_pool {
     void **free; /* LIFO stack of BUF_BLOCK-sized blocks */
     size_t count;
     size_t max;
+    size_t bytes; /* allocated for buffers of this pool, cached blocks included */
 };
 
 void buf_pool_init(struct buf_pool *pool, size_t max_cached);
 void buf_pool_destroy(struct buf_pool *pool);
+
+/* Bytes held by buffers in use (the cached blocks are not). */
+static inline size_t buf_pool_in_use(const struct buf_pool *pool)
+{
+    return pool->bytes - pool->count * BUF_BLOCK;
+}
+
+/* Gives the cached blocks back to the allocator (memory is short). */
+void buf_pool_trim(struct buf_pool *pool);
 
 static inline size_t buf_len(const struct buf *b)
 {

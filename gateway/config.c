@@ -34,7 +34,7 @@
 #include "units.h"
 
 #define MAX_FILE_BYTES (16u << 20)
-#define MAX_WORKERS 1024
+
 #define MAX_KEEPALIVE 65535
 #define DEFAULT_ACCESS_LOG "/var/log/ringgate/access.log"
 
@@ -611,6 +611,7 @@ static const struct key_rule limits_rules[] = {
     KEY("tunnel_idle_timeout", set_timeout, struct limits_conf, tunnel_idle_timeout),
     KEY("max_connections", set_connection_cap, struct limits_conf, max_connections),
     KEY("max_connections_per_ip", set_connection_cap, struct limits_conf, max_connections_per_ip),
+    KEY("max_memory", set_size, struct limits_conf, max_memory),
     END_RULES,
 };
 
@@ -2088,6 +2089,23 @@ static bool load_document(struct loader *ld, size_t len)
     return ok;
 }
 
+/* Half the memory this process may have: the machine's, or its cgroup's
+ * limit (memory.max, cgroup v2) when that is lower. */
+static uint64_t default_memory_budget(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    uint64_t total = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : 0;
+    unsigned long long cgroup;
+    FILE *f = fopen("/sys/fs/cgroup/memory.max", "r");
+
+    if (f) {
+        if (fscanf(f, "%llu", &cgroup) == 1 && cgroup && (!total || cgroup < total))
+            total = cgroup;
+        fclose(f);
+    }
+    return total / 2;
+}
+
 static void set_defaults(struct config *cfg)
 {
     cfg->workers = 0;
@@ -2097,6 +2115,7 @@ static void set_defaults(struct config *cfg)
     cfg->limits.header_timeout = 10 * 1000;
     cfg->limits.idle_timeout = 60 * 1000;
     cfg->limits.tunnel_idle_timeout = 3600 * 1000;
+    cfg->limits.max_memory = default_memory_budget();
     cfg->access_log = strdup(DEFAULT_ACCESS_LOG);
 }
 

@@ -26,6 +26,8 @@ struct sockaddr_any {
     socklen_t len;
 };
 
+#define MAX_WORKERS 1024
+
 struct limits_conf {
     uint64_t max_header_bytes; /* default 32KiB */
     uint64_t max_body_bytes;   /* default 8MiB */
@@ -34,6 +36,7 @@ struct limits_conf {
     uint64_t tunnel_idle_timeout; /* ms, default 1h: WebSocket tunnels */
     uint64_t max_connections;     /* client connections, all listeners; 0: no cap */
     uint64_t max_connections_per_ip; /* from one client address; 0: no cap */
+    uint64_t max_memory; /* connections' memory, all workers, before load shedding; 0: off */
 };
 
 struct listener_conf {

@@ -868,6 +868,13 @@ static void route_request(struct conn *c, const struct http_request *req)
     const struct limits_conf *lim = &c->w->cfg->limits;
     char up_headers[1024]; /* forwarded claims: used before this returns */
 
+    if (c->w->shedding) {
+        counter_add(&c->w->metrics->shed_requests, 1);
+        c->keep_alive = false;
+        conn_respond_error_with(c, 503, "the gateway is short of memory: retry shortly",
+                                "Retry-After: 1\r\n");
+        return;
+    }
     if (req->method_id == HTTP_CONNECT) {
         conn_respond_error(c, 405, "CONNECT is not enabled on this gateway");
         return;

@@ -426,6 +426,32 @@ static void render_ratelimit(struct out *o, struct worker_metrics *const *w, siz
                 NO_SUBTRAHEND);
 }
 
+static uint64_t sum_over(struct worker_metrics *const *w, size_t n, size_t field)
+{
+    uint64_t sum = 0;
+
+    for (size_t i = 0; i < n; i++)
+        sum += get((const counter_t *)((const char *)w[i] + field));
+    return sum;
+}
+
+static void render_overload(struct out *o, struct worker_metrics *const *w, size_t n)
+{
+    emit(o,
+         "# HELP ringgate_memory_bytes Memory held by client and upstream connections "
+         "(buffers, connection state), all workers: what limits.max_memory bounds.\n"
+         "# TYPE ringgate_memory_bytes gauge\n"
+         "ringgate_memory_bytes %llu\n"
+         "# HELP ringgate_overload_shed_total Load shed for want of memory: requests answered "
+         "503, idle connections closed.\n"
+         "# TYPE ringgate_overload_shed_total counter\n"
+         "ringgate_overload_shed_total{action=\"request\"} %llu\n"
+         "ringgate_overload_shed_total{action=\"idle_connection\"} %llu\n",
+         (unsigned long long)sum_over(w, n, offsetof(struct worker_metrics, memory_bytes)),
+         (unsigned long long)sum_over(w, n, offsetof(struct worker_metrics, shed_requests)),
+         (unsigned long long)sum_over(w, n, offsetof(struct worker_metrics, shed_connections)));
+}
+
 char *metrics_render(struct worker_metrics *const *workers, size_t n_workers, size_t *len)
 {
     struct out o = {.p = malloc(65536), .cap = 65536};
@@ -450,6 +476,7 @@ char *metrics_render(struct worker_metrics *const *workers, size_t n_workers, si
     render_ratelimit(&o, workers, n_workers);
     render_requests(&o, workers, n_workers);
     render_upstreams(&o, workers, n_workers);
+    render_overload(&o, workers, n_workers);
     pthread_mutex_unlock(&registry_lock);
     if (o.failed) {
         free(o.p);

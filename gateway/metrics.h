@@ -72,6 +72,9 @@ struct worker_metrics {
     counter_t jwt_rejected[METRICS_MAX_PROVIDERS][METRICS_JWT_REASONS];
     counter_t ratelimit_rejected[METRICS_MAX_POLICIES];
     counter_t ratelimit_backend_errors[METRICS_MAX_POLICIES];
+    counter_t memory_bytes;     /* a gauge: what the worker's connections hold */
+    counter_t shed_requests;    /* 503s for want of memory */
+    counter_t shed_connections; /* idle connections closed for want of memory */
     counter_t schema_rejected[METRICS_MAX_SCHEMAS];
     counter_t upstream_requests[METRICS_MAX_ENDPOINTS][OUTCOME_COUNT];
     struct histogram up_latency[METRICS_MAX_UPSTREAMS];

@@ -31,13 +31,16 @@ static void log_failure(struct conn *c, const char *what)
 bool tls_io_start(struct conn *c)
 {
     c->tls = tls_conn_new(c->listener->tls);
+    c->w->n_tls_conns += c->tls != NULL;
     return c->tls != NULL;
 }
 
 void tls_io_free(struct conn *c)
 {
-    if (c->tls)
+    if (c->tls) {
         tls_conn_free(c->tls);
+        c->w->n_tls_conns--;
+    }
     c->tls = NULL;
 }
 

@@ -472,6 +472,69 @@ static void release_retired(struct worker *w)
     }
 }
 
+/* ---- the memory budget ---- */
+
+/* What one TLS engine holds (BoringSSL's state and its record buffers):
+ * an estimate; the engine's allocations are not counted one by one. */
+#define TLS_CONN_BYTES (24 * 1024)
+#define SHED_CLOSE_PER_TURN 256
+
+static _Atomic uint64_t memory_of[MAX_WORKERS]; /* per worker, published each turn */
+
+static uint64_t memory_held(const struct worker *w)
+{
+    return buf_pool_in_use(&w->pool) + w->n_conns * sizeof(struct conn) +
+           w->n_upconns * sizeof(struct upconn) + w->n_tls_conns * TLS_CONN_BYTES;
+}
+
+/* Keep-alive connections between requests, oldest first (accepted longest
+ * ago: the list's tail), a bounded number per turn. New connections are
+ * left alone: their first request gets the 503. */
+static void close_idle_connections(struct worker *w)
+{
+    struct conn *c = w->conns, *prev;
+    unsigned closed = 0;
+
+    while (c && c->next)
+        c = c->next;
+    for (; c && closed < SHED_CLOSE_PER_TURN; c = prev) {
+        prev = c->prev;
+        if (c->state != CS_HEAD || c->got_bytes || !c->requests || c->closing)
+            continue;
+        conn_close(c);
+        closed++;
+    }
+    counter_add(&w->metrics->shed_connections, closed);
+}
+
+/* Every worker publishes what its connections hold and reads the others':
+ * over limits.max_memory, new requests get 503 and idle connections are
+ * closed until the total is back under 90 % of it. */
+static void memory_check(struct worker *w)
+{
+    uint64_t budget = w->cfg->limits.max_memory, total = 0, mine = memory_held(w);
+
+    atomic_store_explicit(&memory_of[w->id], mine, memory_order_relaxed);
+    atomic_store_explicit(&w->metrics->memory_bytes, mine, memory_order_relaxed);
+    if (!budget) {
+        w->shedding = false;
+        return;
+    }
+    for (unsigned i = 0; i < w->cfg->workers && i < MAX_WORKERS; i++)
+        total += atomic_load_explicit(&memory_of[i], memory_order_relaxed);
+    if (total > budget && !w->shedding && w->now >= w->shed_log_next) {
+        log_warn("worker %u: connections hold %llu bytes, over limits.max_memory (%llu): "
+                 "shedding load",
+                 w->id, (unsigned long long)total, (unsigned long long)budget);
+        w->shed_log_next = w->now + 1000;
+    }
+    w->shedding = total > budget || (w->shedding && total > budget / 10 * 9);
+    if (w->shedding) {
+        buf_pool_trim(&w->pool);
+        close_idle_connections(w);
+    }
+}
+
 static void loop_turn(struct worker *w)
 {
     /* A verdict awaited from Redis has a deadline finer than the loop's. */
@@ -489,6 +552,7 @@ static void loop_turn(struct worker *w)
     }
     io_uring_cq_advance(&w->ring, seen);
     timer_wheel_run(&w->timers, w->now, conn_on_timer);
+    memory_check(w);
     if (w->redis)
         redis_link_tick(w->redis, w->now);
     access_log_flush(w);

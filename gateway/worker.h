@@ -81,6 +81,9 @@ struct worker {
     struct conn *conns; /* every live client connection */
     size_t n_conns;
     size_t n_upconns; /* live upstream connections */
+    size_t n_tls_conns; /* client connections with a TLS engine */
+    bool shedding;      /* all workers' connections hold more than limits.max_memory */
+    uint64_t shed_log_next; /* ms: logged at most once a second */
     uint64_t rng; /* request ids */
     bool draining;
     uint64_t drain_deadline;

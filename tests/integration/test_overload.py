@@ -208,3 +208,61 @@ def test_max_connections_per_ip(gateway_factory, origin):
         s.close()
     time.sleep(0.3)
     assert g.request("GET", "/echo").status == 200
+
+
+BUDGET = """\
+workers: 1
+access_log: "off"
+limits: {{max_memory: 2MiB, header_timeout: 60s}}
+admin: {{listen: "127.0.0.1:{admin}"}}
+listeners: [{{name: public, listen: "127.0.0.1:{port}"}}]
+upstreams: [{{name: origin, endpoints: ["127.0.0.1:{origin}"]}}]
+routes: [{{match: {{prefix: /}}, upstream: origin}}]
+"""
+
+
+def metric_value(admin, name):
+    text = admin_get(admin, "/metrics")[1]
+    m = re.search(r"^%s (\S+)$" % re.escape(name), text, re.M)
+    return float(m.group(1))
+
+
+def test_memory_budget_sheds_load_then_recovers(gateway_factory, origin):
+    admin = free_port()
+    g = gateway_factory("budget", BUDGET, origin=origin.port, admin=admin)
+    idle = []
+    for _ in range(40):  # keep-alive clients that finished a request
+        c = g.conn(timeout=10)
+        c.send(request_bytes("GET", "/echo"))
+        assert c.read_response().status == 200
+        idle.append(c.sock)
+    # 200 clients in the middle of a head: a 16 KiB buffer each, 3+ MiB.
+    partial = []
+    for _ in range(200):
+        s = socket.create_connection(("127.0.0.1", g.port))
+        s.sendall(b"GET /echo HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"p" * 100)
+        partial.append(s)
+    deadline = time.monotonic() + 10
+    while metric_value(admin, "ringgate_memory_bytes") <= 2 * 1024 * 1024:
+        assert time.monotonic() < deadline, "memory never went over the budget"
+        time.sleep(0.05)
+    # Idle connections are closed, oldest first; new requests get 503.
+    assert all(closed_at_once(s) for s in idle)
+    resp = g.request("GET", "/echo")
+    assert resp.status == 503 and resp.header("Retry-After") == "1"
+    assert resp.header("Connection") == "close"
+    assert admin_get(admin, "/healthz")[0] == 200
+    assert metric_value(admin, 'ringgate_overload_shed_total{action="request"}') >= 1
+    assert metric_value(admin, 'ringgate_overload_shed_total{action="idle_connection"}') == 40
+    # A head completed while shedding is a new request too: 503, closed.
+    partial[0].sendall(b"\r\n\r\n")
+    partial[0].settimeout(10)
+    assert partial[0].recv(12) == b"HTTP/1.1 503"
+    for s in partial:
+        s.close()
+    deadline = time.monotonic() + 10
+    while g.request("GET", "/echo").status != 200:
+        assert time.monotonic() < deadline, "still shedding after the memory was freed"
+        time.sleep(0.1)
+    for s in idle:
+        s.close()
