@@ -3,7 +3,7 @@ BUILD ?= build
 TYPE ?= Release
 CMAKE_FLAGS ?=
 
-.PHONY: all deps test-deps build run test asan package fuzz clean
+.PHONY: all deps test-deps build run test asan package fuzz clean bench
 
 # Seconds each fuzz target runs for `make fuzz`.
 FUZZ_SECONDS ?= 60
@@ -39,6 +39,14 @@ package: build
 
 fuzz: test-deps
 	scripts/fuzz.sh $(FUZZ_SECONDS)
+
+# ringgate beside nginx and HAProxy (perf/harness.sh, docs/performance.md):
+# writes perf/results/REPORT.md and charts. ROUNDS, SECONDS, SCENARIOS and
+# QUICK=1 (1 round of 2 s) pass through, e.g. `make bench QUICK=1`.
+bench: build
+	@scripts/install-deps.sh bench
+	ROUNDS="$(ROUNDS)" SECONDS="$(SECONDS)" SCENARIOS="$(SCENARIOS)" QUICK="$(QUICK)" \
+		RINGGATE_BIN="$(BUILD)/ringgate" perf/harness.sh
 
 clean:
 	rm -rf $(BUILD) build-*

@@ -19,52 +19,26 @@ ORIGIN_PORT=19100
 PORT_RG=19101
 PORT_NGINX=19102
 PORT_HAPROXY=19103
-WORK=$(mktemp -d /tmp/ringgate-bench.XXXXXX)
-chmod 755 "$WORK" # nginx workers may run as www-data
-PIDS=()
+PERF_NAME=bench
+. perf/lib.sh
+perf_workdir ringgate-bench
 
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-for tool in nginx haproxy wrk; do
-    command -v "$tool" >/dev/null || { echo "bench: $tool is not installed" >&2; exit 1; }
-done
+need_tools nginx haproxy wrk
 [ -x "$BIN" ] || { echo "bench: $BIN not built" >&2; exit 1; }
 
 head -c "$BODY" /dev/zero | tr '\0' 'x' > "$WORK/body"
 
-nginx_conf() { # $1: port, $2: server block body, $3: prefix
-    cat > "$WORK/$3.conf" <<NGX
-worker_processes 1;
-daemon off;
-pid $WORK/$3.pid;
-error_log $WORK/$3.err warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
+nginx_conf_server() { # $1: port, $2: server block body, $3: prefix
+    nginx_conf "$WORK/$3.conf" "$3" 1 4096 <<NGX
     upstream origin { server 127.0.0.1:$ORIGIN_PORT; keepalive 64; }
     server { listen 127.0.0.1:$1 reuseport backlog=4096; $2 }
-}
 NGX
 }
 
-nginx_conf $ORIGIN_PORT "location / { root $WORK; try_files /body =404; default_type text/plain; }" origin
-nginx_conf $PORT_NGINX "location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection \"\"; }" proxy
+nginx_conf_server $ORIGIN_PORT "location / { root $WORK; try_files /body =404; default_type text/plain; }" origin
+nginx_conf_server $PORT_NGINX "location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection \"\"; }" proxy
 
-cat > "$WORK/haproxy.cfg" <<HAP
-global
-    nbthread 1
-    maxconn 4096
-defaults
-    mode http
-    timeout connect 1s
-    timeout client 30s
-    timeout server 30s
-    http-reuse always
+haproxy_conf "$WORK/haproxy.cfg" 1 4096 <<HAP
 frontend fe
     bind 127.0.0.1:$PORT_HAPROXY
     default_backend be
@@ -72,9 +46,7 @@ backend be
     server o1 127.0.0.1:$ORIGIN_PORT
 HAP
 
-cat > "$WORK/ringgate.yaml" <<RG
-workers: 1
-access_log: "off"
+ringgate_conf "$WORK/ringgate.yaml" 1 <<RG
 listeners:
   - name: bench
     listen: 127.0.0.1:$PORT_RG
@@ -87,55 +59,20 @@ routes:
     upstream: origin
 RG
 
-wait_port() {
-    for _ in $(seq 100); do
-        (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
-        sleep 0.05
-    done
-    echo "bench: nothing listens on $1" >&2
-    exit 1
-}
-
-# Starts a process in the background and records its PID in STARTED (not
-# through $(...): a subshell would lose the PID list used at cleanup).
-start() { # name, command...
-    local name=$1
-    shift
-    "$@" > "$WORK/$name.out" 2>&1 &
-    STARTED=$!
-    PIDS+=("$STARTED")
-}
-
-cpu_ticks() { # utime+stime of a process and its threads, in clock ticks
-    awk '{print $14 + $15}' "/proc/$1/stat"
-}
-
-# nginx forks a worker: measure the worker, not the master.
-child_of() {
-    for _ in $(seq 50); do
-        local c
-        c=$(pgrep -P "$1" | head -1 || true)
-        [ -n "$c" ] && { echo "$c"; return; }
-        sleep 0.05
-    done
-    echo "$1"
-}
-
 start origin nginx -c "$WORK/origin.conf"
 wait_port $ORIGIN_PORT
 
 start ringgate "$BIN" -c "$WORK/ringgate.yaml"
-rg_pid=$STARTED
+rg_pid=$LAST_PID
 start nginx nginx -c "$WORK/proxy.conf"
-ng_master=$STARTED
+ng_master=$LAST_PID
 ng_pid=$(child_of "$ng_master")
 start haproxy haproxy -f "$WORK/haproxy.cfg"
-hp_pid=$STARTED
+hp_pid=$LAST_PID
 wait_port $PORT_RG
 wait_port $PORT_NGINX
 wait_port $PORT_HAPROXY
 
-HZ=$(getconf CLK_TCK)
 declare -A RPS CPU P99
 
 run() { # name pid port

@@ -38,16 +38,9 @@ PORT_RG_RSA=19122
 PORT_NG_EC=19123
 PORT_NG_RSA=19124
 PORT_ADMIN=19125
-WORK=$(mktemp -d /tmp/ringgate-tls-bench.XXXXXX)
-chmod 755 "$WORK" # nginx workers may run as www-data
-PIDS=()
-
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+PERF_NAME=tls_bench
+. perf/lib.sh
+perf_workdir ringgate-tls-bench
 
 missing=()
 for tool in nginx wrk openssl curl; do
@@ -74,21 +67,12 @@ head -c "$BODY" /dev/zero | tr '\0' 'x' > "$WORK/body"
 # files), as in ringgate.
 TLS12_CIPHERS="ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384"
 
-cat > "$WORK/origin.conf" <<NGX
-worker_processes 1;
-daemon off;
-pid $WORK/origin.pid;
-error_log $WORK/origin.err warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $WORK/tmp-origin;
+nginx_conf "$WORK/origin.conf" origin 1 4096 <<NGX
     server {
         listen 127.0.0.1:$ORIGIN_PORT reuseport backlog=4096;
         keepalive_requests 1000000;
         location / { root $WORK; try_files /body =404; default_type application/octet-stream; }
     }
-}
 NGX
 
 tls_server() { # port cert key
@@ -102,17 +86,8 @@ tls_server() { # port cert key
 NGX
 }
 
-cat > "$WORK/proxy.conf" <<NGX
-worker_processes 1;
-daemon off;
-pid $WORK/proxy.pid;
-error_log $WORK/proxy.err warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
+nginx_conf "$WORK/proxy.conf" proxy 1 4096 <<NGX
     keepalive_requests 1000000;
-    client_body_temp_path $WORK/tmp-body;
-    proxy_temp_path $WORK/tmp-proxy;
     proxy_buffer_size 16k;
     proxy_buffers 8 16k;
     proxy_max_temp_file_size 0;
@@ -125,14 +100,9 @@ http {
     upstream origin { server 127.0.0.1:$ORIGIN_PORT; keepalive 64; }
 $(tls_server $PORT_NG_EC "$C/ecdsa.pem" "$C/ecdsa.key")
 $(tls_server $PORT_NG_RSA "$C/rsa.pem" "$C/rsa.key")
-}
 NGX
 
-cat > "$WORK/ringgate.yaml" <<RG
-workers: 1
-access_log: "off"
-admin:
-  listen: 127.0.0.1:$PORT_ADMIN
+ringgate_conf "$WORK/ringgate.yaml" 1 $PORT_ADMIN <<RG
 listeners:
   - name: ecdsa
     listen: 127.0.0.1:$PORT_RG_EC
@@ -150,38 +120,6 @@ routes:
   - match: {prefix: /}
     upstream: origin
 RG
-
-wait_port() {
-    for _ in $(seq 100); do
-        (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
-        sleep 0.05
-    done
-    echo "tls_bench: nothing listens on $1" >&2
-    exit 1
-}
-
-start() { # name, command...: the PID in LAST_PID (not in $(...): PIDS must see it)
-    local name=$1
-    shift
-    "$@" > "$WORK/$name.out" 2>&1 &
-    LAST_PID=$!
-    PIDS+=("$LAST_PID")
-}
-
-cpu_ticks() { # utime+stime of a process and its threads, in clock ticks
-    awk '{print $14 + $15}' "/proc/$1/stat"
-}
-
-# nginx forks a worker: measure the worker, not the master.
-child_of() {
-    for _ in $(seq 50); do
-        local c
-        c=$(pgrep -P "$1" | head -1 || true)
-        [ -n "$c" ] && { echo "$c"; return; }
-        sleep 0.05
-    done
-    echo "$1"
-}
 
 start origin nginx -c "$WORK/origin.conf"
 wait_port $ORIGIN_PORT
@@ -226,15 +164,11 @@ for cert in ecdsa rsa; do
 done
 echo
 
-HZ=$(getconf CLK_TCK)
 # Totals over the rounds, by "proxy-cert.version" (handshakes) or
 # "proxy-cert" (bulk): operations, wall seconds, proxy CPU ticks.
 declare -A HS_N HS_T HS_CPU BK_N BK_T BK_CPU
 
-metric() { # name{labels} from ringgate's admin endpoint, summed
-    curl -s --max-time 5 "http://127.0.0.1:$PORT_ADMIN/metrics" |
-        awk -v m="$1" 'index($0, m) == 1 {s += $NF} END {print s + 0}'
-}
+metric() { ringgate_metric $PORT_ADMIN "$1"; }
 
 # (a) CLIENTS s_time processes at once, full handshakes only. Connections
 # are counted from s_time's report, over the wall time measured here.

@@ -34,16 +34,9 @@ ORIGIN_PORT=19140
 PORT_RG=19141
 PORT_NGINX=19142
 PORT_ADMIN=19143
-WORK=$(mktemp -d /tmp/ringgate-ws-bench.XXXXXX)
-chmod 755 "$WORK" # nginx workers may run as www-data
-PIDS=()
-
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+PERF_NAME=ws_bench
+. perf/lib.sh
+perf_workdir ringgate-ws-bench
 
 missing=()
 for tool in nginx curl cc; do
@@ -78,17 +71,7 @@ cc -O2 -Wall -o "$WORK/ws_client" perf/ws_client.c
 
 # nginx: 1 worker, enough connections and descriptors for every tunnel,
 # no timeout that a 10 s run could meet. Temporary files in WORK.
-cat > "$WORK/nginx.conf" <<NGX
-worker_processes 1;
-worker_rlimit_nofile $NEED_FDS;
-daemon off;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx.err warn;
-events { worker_connections $NEED_FDS; }
-http {
-    access_log off;
-    client_body_temp_path $WORK/tmp-body;
-    proxy_temp_path $WORK/tmp-proxy;
+nginx_conf "$WORK/nginx.conf" nginx 1 "$NEED_FDS" "$NEED_FDS" <<NGX
     server {
         listen 127.0.0.1:$PORT_NGINX reuseport backlog=4096;
         location / {
@@ -100,16 +83,11 @@ http {
             proxy_send_timeout 1h;
         }
     }
-}
 NGX
 
 # ringgate: 1 worker; the upstream's connection caps (1024 connections,
 # 256 being opened, by default) lifted, as nginx has none.
-cat > "$WORK/ringgate.yaml" <<RG
-workers: 1
-access_log: "off"
-admin:
-  listen: 127.0.0.1:$PORT_ADMIN
+ringgate_conf "$WORK/ringgate.yaml" 1 $PORT_ADMIN <<RG
 listeners:
   - name: bench
     listen: 127.0.0.1:$PORT_RG
@@ -124,40 +102,7 @@ routes:
     websocket: true
 RG
 
-wait_port() {
-    for _ in $(seq 100); do
-        (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
-        sleep 0.05
-    done
-    echo "ws_bench: nothing listens on $1" >&2
-    exit 1
-}
-
-start() { # name, command...: the PID in LAST_PID (not in $(...): PIDS must see it)
-    local name=$1
-    shift
-    "$@" > "$WORK/$name.out" 2>&1 &
-    LAST_PID=$!
-    PIDS+=("$LAST_PID")
-}
-
-# nginx forks a worker: measure the worker, not the master.
-child_of() {
-    for _ in $(seq 50); do
-        local c
-        c=$(pgrep -P "$1" | head -1 || true)
-        [ -n "$c" ] && { echo "$c"; return; }
-        sleep 0.05
-    done
-    echo "$1"
-}
-
-rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
-
-metric() { # name{labels} from ringgate's admin endpoint, summed
-    curl -s --max-time 5 "http://127.0.0.1:$PORT_ADMIN/metrics" |
-        awk -v m="$1" 'index($0, m) == 1 {s += $NF} END {print s + 0}'
-}
+metric() { ringgate_metric $PORT_ADMIN "$1"; }
 
 start origin "$WORK/ws_echo" $ORIGIN_PORT
 origin_pid=$LAST_PID
@@ -196,7 +141,6 @@ done
 # Totals over the rounds, by target: messages, seconds, CPU ticks of the
 # proxy, of the origin and of the client (µs), and each round's latencies.
 declare -A N T PT OT CT P50S P99S P999S OPENS RSS MINT MAXT BUSY
-HZ=$(getconf CLK_TCK)
 failed=0
 
 echo "# ws_bench: $ROUNDS rounds of ${DURATION}s (after ${WARMUP}s of warm-up), $TUNNELS tunnels, ${SIZE}-byte text messages, 1 worker each, 127.0.0.1"

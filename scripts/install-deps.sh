@@ -3,17 +3,20 @@
 #   scripts/install-deps.sh build   packages to build and run
 #   scripts/install-deps.sh test    build packages plus what the tests use
 #   scripts/install-deps.sh package build packages plus what CPack needs (deb, rpm)
+#   scripts/install-deps.sh bench   build packages plus what perf/harness.sh (make bench) uses
 set -eu
 
 BUILD_PKGS="build-essential cmake pkg-config liburing-dev libyaml-dev libpcre2-dev libhiredis-dev android-libboringssl-dev libssl-dev"
 TEST_PKGS="python3 python3-pytest python3-pytest-timeout python3-requests python3-jwt python3-cryptography python3-websockets python3-prometheus-client clang libclang-rt-14-dev curl openssl redis-server nginx-light haproxy wrk rpm file dpkg-dev"
 PACKAGE_PKGS="rpm file dpkg-dev"
+BENCH_PKGS="wrk nginx-light haproxy curl openssl time iproute2 util-linux python3 python3-jwt python3-matplotlib"
 
 case "${1:-build}" in
   build) want="$BUILD_PKGS" ;;
   test) want="$BUILD_PKGS $TEST_PKGS" ;;
   package) want="$BUILD_PKGS $PACKAGE_PKGS" ;;
-  *) echo "usage: $0 build|test|package" >&2; exit 2 ;;
+  bench) want="$BUILD_PKGS $BENCH_PKGS" ;;
+  *) echo "usage: $0 build|test|package|bench" >&2; exit 2 ;;
 esac
 
 missing=""
