@@ -87,15 +87,16 @@ P_IDLE_RG=18050     # idle scenarios: a fresh proxy each time
 P_IDLE_NG=18051
 P_IDLE_HP=18052
 P_IDLE_BIG=18053
+P_REDIS=18060       # Redis for the shared rate limit (CPU 0, with the load side)
 SMALL_BODY=$(printf 'ringgate perf origin: a fixed answer of 128 bytes %078d' 0)
 
-need_tools nginx haproxy wrk curl openssl cc taskset ss /usr/bin/time
+need_tools nginx haproxy redis-server wrk curl openssl cc taskset ss /usr/bin/time
 [ -x "$BIN" ] || die "$BIN is not built (make build)"
 [ -x "$PY" ] && "$PY" -c 'import jwt' 2>/dev/null || die "/usr/bin/python3 with jwt is needed (python3-jwt)"
 # Only the ports used here must be free (a leftover proxy sharing a
 # SO_REUSEPORT port would take half the connections).
 for p in $P_ORIGIN $P_ORIGIN2 $P_RG $P_RG_TLS $P_RG_ADMIN $P_NG $P_NG_TLS $P_HP $P_HP_TLS \
-    $P_RG1W $P_RG2W $P_NG1W $P_NG2W $P_IDLE_RG $P_IDLE_NG $P_IDLE_HP $P_IDLE_BIG; do
+    $P_RG1W $P_RG2W $P_NG1W $P_NG2W $P_IDLE_RG $P_IDLE_NG $P_IDLE_HP $P_IDLE_BIG $P_REDIS; do
     ports_free "$p" "$p"
 done
 
@@ -275,17 +276,25 @@ jwt_providers:
     secret: "$JWT_SECRET"
     issuer: perf
     audiences: [bench]
+redis: {address: "127.0.0.1:$P_REDIS", timeout: 50ms}
 rate_limits:
   - name: perf
     key: ip
     rate: 100000000/s
     burst: 100000000
+  - name: perf_redis
+    key: ip
+    rate: 100000000/s
+    burst: 1000000
+    backend: redis
+    on_redis_error: deny
 schemas:
   - name: order
     file: $PWD/perf/schemas/order.json
 routes:
   - {name: jwt, match: {prefix: /jwt/}, upstream: origin, jwt: perf}
   - {name: ratelimit, match: {prefix: /rl/}, upstream: origin, rate_limit: perf}
+  - {name: ratelimit_redis, match: {prefix: /rlr/}, upstream: origin, rate_limit: perf_redis}
   - {name: schema, match: {prefix: /schema/}, upstream: origin, schema: order}
 RG
         else
@@ -304,6 +313,11 @@ origin_conf "$WORK/origin.conf" origin 1 $P_ORIGIN
 start origin "${PIN_LOAD[@]}" nginx -c "$WORK/origin.conf"
 ORIGIN_PID=$LAST_PID
 wait_port $P_ORIGIN "$ORIGIN_PID"
+# The shared rate limit's Redis: no persistence, on the load side's core.
+start redis "${PIN_LOAD[@]}" redis-server --port $P_REDIS --bind 127.0.0.1 --save "" \
+    --appendonly no --dir "$WORK"
+REDIS_PID=$LAST_PID
+wait_port $P_REDIS "$REDIS_PID"
 
 ringgate_proxy_conf "$WORK/rg.yaml" 1 $P_RG $P_RG_TLS $P_ORIGIN $P_RG_ADMIN 1
 nginx_proxy_conf "$WORK/ng.conf" ng 1 $P_NG $P_NG_TLS $P_ORIGIN 16384
@@ -335,6 +349,7 @@ target nginx nginx "$NG_PID" "http://127.0.0.1:$P_NG" 1 $pinned
 target haproxy haproxy "$HP_PID" "http://127.0.0.1:$P_HP" 1 $pinned
 target ringgate-jwt ringgate "$RG_PID" "http://127.0.0.1:$P_RG/jwt" 1 $pinned
 target ringgate-ratelimit ringgate "$RG_PID" "http://127.0.0.1:$P_RG/rl" 1 $pinned
+target ringgate-ratelimit-redis ringgate "$RG_PID" "http://127.0.0.1:$P_RG/rlr" 1 $pinned
 target ringgate-post ringgate "$RG_PID" "http://127.0.0.1:$P_RG" 1 $pinned
 target ringgate-schema ringgate "$RG_PID" "http://127.0.0.1:$P_RG/schema" 1 $pinned
 target ringgate-tls ringgate "$RG_PID" "https://127.0.0.1:$P_RG_TLS" 1 $pinned
@@ -384,6 +399,8 @@ got=$(curl -s --max-time 10 -o /dev/null -w '%{http_code}' "${T_URL[ringgate-jwt
 [ "$got" = 401 ] || die "the JWT route let a request without a token through ($got)"
 hdrs=$(curl -s --max-time 10 -D - -o /dev/null "${T_URL[ringgate-ratelimit]}/small" || true)
 grep -qi '^ratelimit-limit:' <<< "$hdrs" || die "the rate-limit route sends no RateLimit-Limit"
+# on_redis_error: deny: a 200 here is a verdict from Redis.
+expect "the Redis rate-limit route" "200 128" "${T_URL[ringgate-ratelimit-redis]}/small"
 expect "the schema route with a valid order" "200 128" -H 'Content-Type: application/json' \
     --data-binary "@$WORK/order.json" "${T_URL[ringgate-schema]}/post"
 got=$(curl -s --max-time 10 -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' \
@@ -442,7 +459,7 @@ scenario() {
     close) TARGETS="ringgate nginx haproxy"; EXTRA=(-H "Connection: close") ;;
     c1000) TARGETS="ringgate nginx haproxy"; CONNS=1000 ;;
     jwt) TARGETS="ringgate ringgate-jwt"; EXTRA=(-H "$BEARER") ;;
-    ratelimit) TARGETS="ringgate ringgate-ratelimit" ;;
+    ratelimit) TARGETS="ringgate ringgate-ratelimit ringgate-ratelimit-redis" ;;
     schema) TARGETS="ringgate-post ringgate-schema"; PATH_=/post; EXTRA=(-s "$WORK/post.lua") ;;
     tls) TARGETS="ringgate-tls nginx-tls haproxy-tls ringgate" ;;
     workers) TARGETS="ringgate-1w ringgate-2w nginx-1w nginx-2w"; THREADS=2 ;;

@@ -31,8 +31,9 @@ SCENARIOS = {  # name: (title, what the run is)
             "ringgate's plain route and its `jwt:` route, the same valid token on every request "
             "(so the per-worker cache of verified tokens answers), 64 connections"),
     "ratelimit": ("Rate-limit route",
-                  "ringgate's plain route and a `rate_limit:` route (key `ip`, a limit that never "
-                  "refuses), 64 connections"),
+                  "ringgate's plain route, a `rate_limit:` route (key `ip`, a limit that never "
+                  "refuses) and the same with `backend: redis` (a redis-server on the load side's "
+                  "core, `on_redis_error: deny` so every 200 is Redis's verdict), 64 connections"),
     "schema": ("Schema route (1 KiB JSON POST)",
                "the same 1 KiB order POSTed to ringgate's plain route and to a `schema:` route "
                "(perf/schemas/order.json), 64 connections"),
@@ -223,6 +224,13 @@ def bars(res):
                          f"only {n} could be opened here (descriptor limit, see Notes): {alive} of "
                          f"{n} stayed open at {fmt(per)} B each, so 100 000 would take about "
                          f"{fmt(per * 100000 / 2**20, 1)} MiB", "not judged (limit)"))
+    s = "ratelimit"
+    if res.has(s, "ringgate") and res.has(s, "ringgate-ratelimit"):
+        # Issue #6: the local limiter costs under 5 % of throughput. The load
+        # side sets requests/s here, so the cost is judged on CPU per request.
+        a, b = res.m(s, "ringgate-ratelimit", "cpu_us_per_req"), res.m(s, "ringgate", "cpu_us_per_req")
+        rows.append(("Local rate limiter costs < 5 % (issue #6): CPU-µs/request ≤ 1.05 × the plain route's",
+                     f"{fmt(a, 2)} vs {fmt(b, 2)} µs: {xr(ratio(a, b))}", verdict(ratio(a, b) <= 1.05)))
     s = "workers"
     if res.has(s, "ringgate-1w") and res.has(s, "ringgate-2w"):
         a, b = res.m(s, "ringgate-2w", "rps"), res.m(s, "ringgate-1w", "rps")
@@ -365,6 +373,8 @@ def report(res, charts):
             lines = ratio_lines(res, s, "ringgate-schema", ["ringgate-post"])
         elif s in ("jwt", "ratelimit"):
             lines = ratio_lines(res, s, f"ringgate-{s}", ["ringgate"])
+            if s == "ratelimit" and res.has(s, "ringgate-ratelimit-redis"):
+                lines += ratio_lines(res, s, "ringgate-ratelimit-redis", ["ringgate"])
         elif s == "workers":
             for p in ("ringgate", "nginx"):
                 a, c = f"{p}-2w", f"{p}-1w"
