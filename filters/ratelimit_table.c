@@ -11,12 +11,13 @@
  * short sweep. */
 #include "ratelimit_table.h"
 
-#include <endian.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+
+#include "siphash.h"
 
 #define SHARD_BITS_MAX 6 /* 64 shards */
 #define SHARD_MIN_ENTRIES 64
@@ -66,62 +67,6 @@ struct probe {
     uint32_t policy;
 };
 
-/* ---------------------------------------------------------------- SipHash */
-
-struct sip {
-    uint64_t v0, v1, v2, v3;
-};
-
-static uint64_t rotl(uint64_t x, int b)
-{
-    return (x << b) | (x >> (64 - b));
-}
-
-static inline void sip_round(struct sip *s)
-{
-    s->v0 += s->v1;
-    s->v1 = rotl(s->v1, 13) ^ s->v0;
-    s->v0 = rotl(s->v0, 32);
-    s->v2 += s->v3;
-    s->v3 = rotl(s->v3, 16) ^ s->v2;
-    s->v0 += s->v3;
-    s->v3 = rotl(s->v3, 21) ^ s->v0;
-    s->v2 += s->v1;
-    s->v1 = rotl(s->v1, 17) ^ s->v2;
-    s->v2 = rotl(s->v2, 32);
-}
-
-static inline void sip_word(struct sip *s, uint64_t m)
-{
-    s->v3 ^= m;
-    sip_round(s);
-    s->v0 ^= m;
-}
-
-/* SipHash-1-3 of the 8-byte little-endian `prefix` followed by in[0..len). */
-static uint64_t siphash13(const uint64_t k[2], uint64_t prefix, const void *in, size_t len)
-{
-    struct sip s = {k[0] ^ 0x736f6d6570736575ull, k[1] ^ 0x646f72616e646f6dull,
-                    k[0] ^ 0x6c7967656e657261ull, k[1] ^ 0x7465646279746573ull};
-    const uint8_t *p = in;
-    uint64_t m, last = (uint64_t)(len + 8) << 56;
-    size_t i;
-
-    sip_word(&s, prefix);
-    for (; len >= 8; p += 8, len -= 8) {
-        memcpy(&m, p, 8);
-        sip_word(&s, le64toh(m));
-    }
-    for (i = 0; i < len; i++)
-        last |= (uint64_t)p[i] << (8 * i);
-    sip_word(&s, last);
-    s.v2 ^= 0xff;
-    sip_round(&s);
-    sip_round(&s);
-    sip_round(&s);
-    return s.v0 ^ s.v1 ^ s.v2 ^ s.v3;
-}
-
 /* ----------------------------------------------------------------- Lookup */
 
 static void probe_init(const struct rl_table *t, struct probe *q, uint32_t policy, const void *key,
@@ -130,8 +75,8 @@ static void probe_init(const struct rl_table *t, struct probe *q, uint32_t polic
     q->policy = policy;
     q->key = key;
     q->len = len;
-    q->hash = siphash13(&t->seed[0], policy, key, len);
-    q->hash2 = len > RL_KEY_INLINE ? siphash13(&t->seed[2], policy, key, len) : 0;
+    q->hash = siphash13_prefixed(&t->seed[0], policy, key, len);
+    q->hash2 = len > RL_KEY_INLINE ? siphash13_prefixed(&t->seed[2], policy, key, len) : 0;
 }
 
 static uint16_t saturated_len(size_t len)

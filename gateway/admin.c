@@ -13,9 +13,11 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "cache_store.h"
 #include "http1.h"
 #include "log.h"
 #include "metrics.h"
+#include "proxy_cache.h"
 #include "reply.h"
 
 #define ADMIN_HEAD_MAX 8192
@@ -81,11 +83,86 @@ static bool path_is(const struct http_request *req, const char *path)
     return req->path.len == strlen(path) && memcmp(req->path.p, path, req->path.len) == 0;
 }
 
+static int hex_digit(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decodes v into out (cap bytes; '+' stays, as in paths); -1 on
+ * a bad escape, a NUL or no room. */
+static ssize_t url_decode(struct http_str v, char *out, size_t cap)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < v.len; i++) {
+        int ch = (unsigned char)v.p[i];
+
+        if (ch == '%') {
+            int hi = i + 2 < v.len ? hex_digit(v.p[i + 1]) : -1;
+            int lo = i + 2 < v.len ? hex_digit(v.p[i + 2]) : -1;
+
+            if (hi < 0 || lo < 0)
+                return -1;
+            ch = hi * 16 + lo;
+            i += 2;
+        }
+        if (ch == 0 || n == cap)
+            return -1;
+        out[n++] = (char)ch;
+    }
+    return (ssize_t)n;
+}
+
+/* PURGE (or DELETE) /cache?url=host/path, or ?prefix=host/path-prefix:
+ * drops the stored responses, answers how many URLs were dropped. */
+static void answer_purge(int fd, const struct http_request *req)
+{
+    struct cache_store *store = proxy_cache_store();
+    struct http_str q = req->query;
+    bool prefix = q.len > 7 && memcmp(q.p, "prefix=", 7) == 0;
+    bool url = q.len > 4 && memcmp(q.p, "url=", 4) == 0;
+    char key[4096], body[64];
+    ssize_t len = -1;
+    size_t purged;
+    int n;
+
+    if (prefix || url) {
+        size_t skip = prefix ? 7 : 4;
+        len = url_decode((struct http_str){q.p + skip, q.len - skip}, key, sizeof(key));
+    }
+    if (len <= 0 || memchr(key, '&', (size_t)len) || !store) {
+        answer_error(fd, 400, store ? "expected /cache?url=<host/path> or "
+                                      "/cache?prefix=<host/path-prefix>"
+                                    : "the cache is not running");
+        return;
+    }
+    proxy_cache_key_normalize(key, (size_t)len);
+    purged = prefix ? cache_purge_prefix(store, key, (size_t)len)
+                    : cache_purge(store, key, (size_t)len);
+    n = snprintf(body, sizeof(body), "{\"purged\":%zu}\n", purged);
+    answer(fd, 200, "application/json", body, (size_t)n);
+}
+
+static bool method_is(const struct http_request *req, const char *name)
+{
+    return http1_str_is(req->method, name);
+}
+
 static void route(int fd, const struct http_request *req)
 {
     bool ready = !atomic_load(&workers_stop);
 
-    if (req->method_id != HTTP_GET && req->method_id != HTTP_HEAD)
+    if (path_is(req, "/cache") && (method_is(req, "PURGE") || method_is(req, "DELETE")))
+        answer_purge(fd, req);
+    else if (path_is(req, "/cache"))
+        answer_error(fd, 405, "/cache answers PURGE and DELETE");
+    else if (req->method_id != HTTP_GET && req->method_id != HTTP_HEAD)
         answer_error(fd, 405, "the admin endpoints answer GET only");
     else if (path_is(req, "/healthz"))
         answer(fd, 200, "text/plain", "ok\n", 3);
@@ -95,7 +172,7 @@ static void route(int fd, const struct http_request *req)
     else if (path_is(req, "/metrics"))
         answer_metrics(fd);
     else
-        answer_error(fd, 404, "admin endpoints: /healthz, /readyz, /metrics");
+        answer_error(fd, 404, "admin endpoints: /healthz, /readyz, /metrics, /cache");
 }
 
 static void serve(int fd)

@@ -1886,6 +1886,44 @@ static void set_upgrades(struct loader *ld, const char *key, yaml_node_t *value,
     }
 }
 
+/* ---- the cache ---- */
+
+static const struct key_rule cache_rules[] = {
+    KEY("memory", set_nonzero_size, struct cache_conf, memory),
+    KEY("max_object", set_nonzero_size, struct cache_conf, max_object),
+    END_RULES,
+};
+
+/* A max_object too large for memory is not an error: the store keeps
+ * objects of at most a quarter of a shard's share (docs/configuration.md). */
+static void parse_cache(struct loader *ld, const char *key, yaml_node_t *value, void *field)
+{
+    parse_section(ld, key, value, "cache", cache_rules, field);
+}
+
+static const struct key_rule route_cache_rules[] = {
+    KEY("stale_while_revalidate", set_duration, struct route_cache_conf, stale_while_revalidate),
+    KEY("stale_if_error", set_duration, struct route_cache_conf, stale_if_error),
+    END_RULES,
+};
+
+/* `cache: true`, `cache: false`, or a mapping of defaults (which turns it on). */
+static void parse_route_cache(struct loader *ld, const char *key, yaml_node_t *value, void *field)
+{
+    struct route_cache_conf *cache = field;
+
+    if (value->type == YAML_MAPPING_NODE) {
+        cache->enabled = parse_section(ld, key, value, "route cache", route_cache_rules, field);
+        return;
+    }
+    if (value->type != YAML_SCALAR_NODE) {
+        report(ld, value, "'%s' must be true, false or a mapping (stale_while_revalidate, "
+                          "stale_if_error), not %s", key, kind_name(value->type));
+        return;
+    }
+    set_bool(ld, key, value, &cache->enabled);
+}
+
 static const struct key_rule route_rules[] = {
     KEY("name", set_name, struct route_conf, name),
     WHOLE("match", parse_match),
@@ -1896,7 +1934,7 @@ static const struct key_rule route_rules[] = {
     KEY("upgrade", set_upgrades, struct route_conf, upgrades),
     WHOLE("rate_limit", check_rate_limit_ref),
     WHOLE("schema", check_upstream_ref), /* a name, resolved last */
-    RESERVED("cache"),
+    KEY("cache", parse_route_cache, struct route_conf, cache),
     END_RULES,
 };
 
@@ -1916,6 +1954,9 @@ static void parse_route(struct loader *ld, const char *name, yaml_node_t *item, 
         report(ld, item, "route needs 'upstream' or 'static'");
     else if (upstream && upstream->type == YAML_SCALAR_NODE && !is_null(upstream))
         ld->route_upstreams[index] = upstream;
+    if (r->cache.enabled && static_node)
+        report(ld, find_value(ld, item, "cache"),
+               "'cache' needs an upstream: a static route's files are not cached");
     yaml_node_t *jwt = find_value(ld, item, "jwt");
     if (jwt && jwt->type == YAML_SCALAR_NODE && !is_null(jwt)) ld->route_jwts[index] = jwt;
     ld->route_limits[index] = find_value(ld, item, "rate_limit");
@@ -1960,7 +2001,7 @@ static const struct key_rule top_rules[] = {
     WHOLE("jwt_providers", parse_jwt_providers),
     WHOLE("rate_limits", parse_rate_limits),
     WHOLE("schemas", parse_schemas),
-    RESERVED("cache"),
+    KEY("cache", parse_cache, struct config, cache),
     END_RULES,
 };
 
@@ -2116,6 +2157,8 @@ static void set_defaults(struct config *cfg)
     cfg->limits.idle_timeout = 60 * 1000;
     cfg->limits.tunnel_idle_timeout = 3600 * 1000;
     cfg->limits.max_memory = default_memory_budget();
+    cfg->cache.memory = 256ull << 20;
+    cfg->cache.max_object = 8ull << 20;
     cfg->access_log = strdup(DEFAULT_ACCESS_LOG);
 }
 

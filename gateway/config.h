@@ -164,6 +164,20 @@ struct schema_conf {
 
 #define METHOD_BIT(m) (1u << (m)) /* m: enum http_method */
 
+/* A route's use of the shared cache (`cache: true`, or a mapping of its
+ * defaults for responses that say nothing about serving stale). */
+struct route_cache_conf {
+    bool enabled;
+    uint64_t stale_while_revalidate; /* ms; 0: only where the response allows it */
+    uint64_t stale_if_error;         /* ms; 0: only where the response allows it */
+};
+
+/* The shared cache store (`cache:`): sized once, at start-up. */
+struct cache_conf {
+    uint64_t memory;     /* default 256MiB */
+    uint64_t max_object; /* largest body stored, default 8MiB */
+};
+
 struct route_conf {
     char *host;         /* NULL: any host */
     bool host_wildcard; /* host was "*.suffix": host holds ".suffix" */
@@ -179,6 +193,7 @@ struct route_conf {
     const struct ratelimit_conf *rate_limits[ROUTE_MAX_RATE_LIMITS];
     size_t n_rate_limits;
     bool redis_limited; /* some of them live in Redis */
+    struct route_cache_conf cache;
     char *name;         /* metrics label: "name:" key, else "route<N>" */
     unsigned metrics_id;
 };
@@ -210,6 +225,7 @@ struct config {
     bool has_redis;
     struct schema_conf *schemas;
     size_t n_schemas;
+    struct cache_conf cache;
 };
 
 static inline bool sockaddr_equal(const struct sockaddr_any *a, const struct sockaddr_any *b)

@@ -22,6 +22,7 @@
 #include "reply.h"
 #include "ipcount.h"
 #include "jwt_filter.h"
+#include "proxy_cache.h"
 #include "ratelimit_redis.h"
 #include "redis_link.h"
 #include "router.h"
@@ -235,11 +236,14 @@ static void conn_free(struct conn *c)
     if (c->in_exchange && (c->status == 0 || !c->resp_body.done))
         c->status = 499; /* closed before the answer was complete (nginx's code) */
     conn_exchange_account(c);
+    proxy_cache_end(c);
     tunnel_unreserve(c);
     if (c->state == CS_TUNNEL)
         metrics_tunnel_closed(w->metrics, c->listener_id);
-    metrics_conn_closed(w->metrics, c->listener_id);
-    unadmit(c);
+    if (c->fd >= 0) { /* a detached exchange was never a client connection */
+        metrics_conn_closed(w->metrics, c->listener_id);
+        unadmit(c);
+    }
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -251,7 +255,8 @@ static void conn_free(struct conn *c)
         worker_recycle_buffer(w, c->held_bid);
     tls_io_free(c);
     buf_free(&c->held_head, &w->pool);
-    close(c->fd);
+    if (c->fd >= 0)
+        close(c->fd);
     buf_free(&c->in, &w->pool);
     buf_free(&c->out, &w->pool);
     free(c);
@@ -269,13 +274,14 @@ void conn_close(struct conn *c)
     }
     if (c->up)
         proxy_abort(c);
+    proxy_cache_abort(c);
     if (c->file_fd >= 0) {
         close(c->file_fd);
         c->file_fd = -1;
     }
     if (c->pending == 0)
         conn_free(c);
-    else
+    else if (c->fd >= 0)
         shutdown(c->fd, SHUT_RDWR); /* completes the operations in the ring */
 }
 
@@ -284,7 +290,7 @@ void conn_arm_recv(struct conn *c)
     struct io_uring_sqe *sqe;
     size_t room;
 
-    if (c->recv_armed || c->closing)
+    if (c->recv_armed || c->closing || c->fd < 0)
         return;
     /* An empty buffer is not allocated until bytes arrive: an idle
      * connection holds no buffer, only its receive in the ring. */
@@ -312,6 +318,13 @@ void conn_send(struct conn *c)
         return;
     }
     sqe = worker_sqe(c->w);
+    if (c->fd < 0) { /* detached: the answer goes nowhere, next loop turn */
+        io_uring_prep_nop(sqe);
+        io_uring_sqe_set_data64(sqe, op_data(c, OP_DETACHED_SEND));
+        c->send_armed = true;
+        c->pending++;
+        return;
+    }
     io_uring_prep_sendmsg(sqe, c->fd, &c->om.msg, MSG_NOSIGNAL);
     io_uring_sqe_set_data64(sqe, op_data(c, OP_CLIENT_SEND));
     c->send_armed = true;
@@ -398,6 +411,7 @@ static void exchange_reset(struct conn *c)
     memset(&c->resp_body, 0, sizeof(c->resp_body));
     memset(&c->rl, 0, sizeof(c->rl));
     c->consume_after_send = 0;
+    proxy_cache_end(c);
 }
 
 void conn_exchange_done(struct conn *c)
@@ -410,6 +424,11 @@ void conn_exchange_done(struct conn *c)
     if (c->file_fd >= 0) {
         close(c->file_fd);
         c->file_fd = -1;
+    }
+    if (c->fd < 0) { /* detached: no client to keep alive */
+        exchange_reset(c);
+        conn_close(c);
+        return;
     }
     if (!c->keep_alive || w->draining) {
         exchange_reset(c);
@@ -643,6 +662,37 @@ static void start_exchange(struct conn *c, const struct http_request *req)
     c->req_body.out_chunked = req->body == HTTP_BODY_CHUNKED;
 }
 
+struct conn *conn_new_detached(struct conn *parent, const struct http_request *req)
+{
+    struct worker *w = parent->w;
+    struct conn *c = aligned_alloc(16, sizeof(*c));
+
+    if (!c)
+        return NULL;
+    memset(c, 0, sizeof(*c));
+    c->w = w;
+    c->fd = -1;
+    c->file_fd = -1;
+    c->listener = parent->listener;
+    c->listener_id = parent->listener_id;
+    memcpy(c->peer_ip, parent->peer_ip, sizeof(c->peer_ip));
+    memcpy(c->peer_addr, parent->peer_addr, sizeof(c->peer_addr));
+    c->state = CS_HEAD;
+    c->next = w->conns; /* listed: reloads see its listener and snapshot */
+    if (w->conns)
+        w->conns->prev = c;
+    w->conns = c;
+    w->n_conns++;
+    start_exchange(c, req);
+    c->cfg = parent->cfg; /* the one parent's route belongs to */
+    c->route = parent->route;
+    c->keep_alive = false;
+    c->expect_continue = false;
+    exchange_begin(c, req->method, req->target, 0);
+    request_id_set(c, NULL);
+    return c;
+}
+
 static bool websocket_key_valid(struct http_str key)
 {
     /* base64 of 16 bytes: 22 characters and "==" */
@@ -737,7 +787,9 @@ void conn_send_continue(struct conn *c)
 
 size_t conn_extra_headers(const struct conn *c, char *out, size_t cap)
 {
-    return ratelimit_headers(&c->rl, out, cap);
+    size_t n = ratelimit_headers(&c->rl, out, cap);
+
+    return n + proxy_cache_status_header(c, out + n, cap - n);
 }
 
 static void answer_rate_limited(struct conn *c)
@@ -928,6 +980,8 @@ static void route_request(struct conn *c, const struct http_request *req)
         serve_static(c, req);
         return;
     }
+    if (c->route->cache.enabled && proxy_cache_request(c, req))
+        return;
     if (body_collect_start(c, req))
         return;
     proxy_start(c, req);
@@ -1070,6 +1124,7 @@ static void on_recv(struct conn *c, struct io_uring_cqe *cqe)
     case CS_RESPOND:
     case CS_TUNNEL:
     case CS_LIMITS:
+    case CS_CACHE:
         break;
     }
 }
@@ -1103,6 +1158,8 @@ static void on_send(struct conn *c, int res)
         proxy_on_client_sent(c);
     else if (c->state == CS_RESPOND)
         on_respond_sent(c);
+    else if (c->state == CS_CACHE)
+        proxy_cache_on_client_sent(c);
 }
 
 /* The operation stays counted in `pending` until its handler returns, so
@@ -1115,6 +1172,9 @@ void conn_on_cqe(struct conn *c, enum op op, struct io_uring_cqe *cqe)
         break;
     case OP_CLIENT_SEND:
         on_send(c, cqe->res);
+        break;
+    case OP_DETACHED_SEND: /* as if the whole message had been sent */
+        on_send(c, (int)c->om.left);
         break;
     case OP_FILE_OPEN:
         if (c->closing && cqe->res >= 0)
@@ -1160,6 +1220,9 @@ void conn_on_timer(struct timer *t)
         break;
     case CS_LIMITS:
         resume_after_limits(c);
+        break;
+    case CS_CACHE:
+        proxy_cache_on_timeout(c);
         break;
     case CS_RESPOND:
     case CS_LINGER:

@@ -11,6 +11,7 @@
 #include <sys/uio.h>
 
 #include "buf.h"
+#include "cache_policy.h"
 #include "config.h"
 #include "http1.h"
 #include "jwt.h"
@@ -51,6 +52,7 @@ enum conn_state {
     CS_TUNNEL,  /* after a 101: bytes relayed both ways (tunnel.c) */
     CS_BODY,    /* collecting a whole request body for a filter (body.c) */
     CS_LIMITS,  /* waiting for the shared (Redis) rate limiter's verdict */
+    CS_CACHE,   /* answering from the cache, or waiting on another request's fill */
 };
 
 /* Where a request stands with its Redis rate-limit policies. */
@@ -158,6 +160,14 @@ struct conn {
     const char *file_type;
     bool file_head_only; /* HEAD: the head, no body */
     char file_range[64]; /* the Range value; a longer one is ignored */
+
+    /* The shared cache (proxy_cache.c). */
+    struct cache_exchange *cx;      /* a lookup's state kept past routing, or NULL */
+    struct cache_object *cache_obj; /* the object being sent: held until sent */
+    uint64_t cache_off, cache_end;  /* its body bytes still to send */
+    struct cache_status cache_st;   /* the Cache-Status header (when cache_st_set) */
+    bool cache_st_set;
+    bool cache_counted; /* in ringgate_cache_requests_total */
 } __attribute__((aligned(16)));
 
 struct upstream_state;
@@ -214,6 +224,13 @@ size_t conn_extra_headers(const struct conn *c, char *out, size_t cap);
 void conn_exchange_account(struct conn *c);
 /* Graceful drain: close the connection if it sits idle between requests. */
 void conn_close_if_idle(struct conn *c);
+/* A detached exchange: a connection with no client (no socket), for a
+ * request the gateway makes itself (a background cache refresh) through
+ * the proxy path. Its answer is sent nowhere: each send completes on the
+ * next loop turn. It is counted and logged like any exchange, under
+ * parent's listener and route, and closes itself when done. NULL when out
+ * of memory. */
+struct conn *conn_new_detached(struct conn *parent, const struct http_request *req);
 
 /* proxy.c */
 void proxy_start(struct conn *c, const struct http_request *req);

@@ -16,6 +16,7 @@
 #include "privileges.h"
 #include "log.h"
 #include "metrics.h"
+#include "proxy_cache.h"
 #include "ratelimit.h"
 #include "reload.h"
 #include "version.h"
@@ -77,8 +78,17 @@ static int run(const char *path, struct config *cfg)
         config_free(cfg);
         return 1;
     }
+    /* The cache's size is the first configuration's: a reload keeps it. */
+    if (proxy_cache_start(cfg) < 0) {
+        log_error("cannot start: out of memory for the cache (cache.memory)");
+        ratelimit_shutdown();
+        free(workers);
+        config_free(cfg);
+        return 1;
+    }
     if (access_log_open(cfg->access_log) < 0) {
         log_error("cannot start: access log %s: %s", cfg->access_log, strerror(errno));
+        proxy_cache_stop();
         ratelimit_shutdown();
         free(workers);
         config_free(cfg);
@@ -148,6 +158,7 @@ static int run(const char *path, struct config *cfg)
     admin_stop();
     health_stop();
     ratelimit_shutdown();
+    proxy_cache_stop(); /* after the workers and the admin thread */
     reload_free_all(workers, started);
     for (unsigned i = 0; i < inited; i++)
         worker_destroy(&workers[i]);

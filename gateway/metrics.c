@@ -8,8 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cache_store.h"
 #include "endpoint.h"
 #include "jwt.h"
+#include "proxy_cache.h"
 #include "version.h"
 
 counter_t metrics_reloads_ok, metrics_reloads_failed;
@@ -21,6 +23,10 @@ static const double bucket_bounds[METRICS_BUCKETS] = {
 
 static const char *outcome_names[OUTCOME_COUNT] = {
     "success", "connect_failure", "timeout", "reset", "http_5xx", "invalid",
+};
+
+static const char *cache_outcome_names[CACHE_OUTCOME_COUNT] = {
+    "hit", "miss", "stale", "bypass", "revalidated",
 };
 
 /* ---- ids by name ---- */
@@ -144,6 +150,11 @@ void metrics_jwt_rejected(struct worker_metrics *m, unsigned provider_id, int re
 {
     if (reason > 0 && reason < METRICS_JWT_REASONS)
         counter_add(&m->jwt_rejected[provider_id][reason], 1);
+}
+
+void metrics_cache_request(struct worker_metrics *m, enum cache_outcome outcome)
+{
+    counter_add(&m->cache_requests[outcome], 1);
 }
 
 void metrics_conn_opened(struct worker_metrics *m, unsigned listener_id)
@@ -452,6 +463,27 @@ static void render_overload(struct out *o, struct worker_metrics *const *w, size
          (unsigned long long)sum_over(w, n, offsetof(struct worker_metrics, shed_connections)));
 }
 
+static void render_cache(struct out *o, struct worker_metrics *const *w, size_t n)
+{
+    struct cache_store *store = proxy_cache_store();
+    struct cache_stats st = {0};
+
+    emit(o, "# HELP ringgate_cache_requests_total Requests on cache routes, by what the cache "
+            "did.\n# TYPE ringgate_cache_requests_total counter\n");
+    for (size_t r = 0; r < CACHE_OUTCOME_COUNT; r++)
+        emit(o, "ringgate_cache_requests_total{result=\"%s\"} %llu\n", cache_outcome_names[r],
+             (unsigned long long)sum_over(
+                 w, n, offsetof(struct worker_metrics, cache_requests) + r * sizeof(counter_t)));
+    if (store)
+        cache_store_stats(store, &st);
+    emit(o,
+         "# HELP ringgate_cache_bytes Memory the cache holds (objects, keys, bookkeeping), "
+         "bounded by cache.memory.\n# TYPE ringgate_cache_bytes gauge\nringgate_cache_bytes %zu\n"
+         "# HELP ringgate_cache_keys URLs stored (each with its Vary variants).\n"
+         "# TYPE ringgate_cache_keys gauge\nringgate_cache_keys %zu\n",
+         st.bytes, st.keys);
+}
+
 char *metrics_render(struct worker_metrics *const *workers, size_t n_workers, size_t *len)
 {
     struct out o = {.p = malloc(65536), .cap = 65536};
@@ -477,6 +509,7 @@ char *metrics_render(struct worker_metrics *const *workers, size_t n_workers, si
     render_requests(&o, workers, n_workers);
     render_upstreams(&o, workers, n_workers);
     render_overload(&o, workers, n_workers);
+    render_cache(&o, workers, n_workers);
     pthread_mutex_unlock(&registry_lock);
     if (o.failed) {
         free(o.p);

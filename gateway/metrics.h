@@ -57,6 +57,16 @@ struct request_slot {
 
 enum tunnel_direction { TUNNEL_UP, TUNNEL_DOWN }; /* client->origin, origin->client */
 
+/* ringgate_cache_requests_total{result}: one per request on a cache route. */
+enum cache_outcome {
+    CACHE_OUTCOME_HIT,         /* answered from the cache, the origin not asked */
+    CACHE_OUTCOME_MISS,        /* forwarded, the answer may be stored */
+    CACHE_OUTCOME_STALE,       /* answered stale (while revalidating, or on an origin error) */
+    CACHE_OUTCOME_BYPASS,      /* not for the cache: method, no-store, upgrade, body */
+    CACHE_OUTCOME_REVALIDATED, /* the origin confirmed the stored answer (304) */
+    CACHE_OUTCOME_COUNT,
+};
+
 struct worker_metrics {
     struct request_slot requests[METRICS_REQUEST_SLOTS];
     counter_t requests_dropped; /* table full */
@@ -76,6 +86,7 @@ struct worker_metrics {
     counter_t shed_requests;    /* 503s for want of memory */
     counter_t shed_connections; /* idle connections closed for want of memory */
     counter_t schema_rejected[METRICS_MAX_SCHEMAS];
+    counter_t cache_requests[CACHE_OUTCOME_COUNT];
     counter_t upstream_requests[METRICS_MAX_ENDPOINTS][OUTCOME_COUNT];
     struct histogram up_latency[METRICS_MAX_UPSTREAMS];
 };
@@ -94,6 +105,7 @@ void metrics_schema_rejected(struct worker_metrics *m, unsigned schema_id);
 void metrics_ratelimit_rejected(struct worker_metrics *m, unsigned policy_id);
 void metrics_ratelimit_backend_error(struct worker_metrics *m, unsigned policy_id);
 void metrics_jwt_rejected(struct worker_metrics *m, unsigned provider_id, int reason);
+void metrics_cache_request(struct worker_metrics *m, enum cache_outcome outcome);
 void metrics_conn_opened(struct worker_metrics *m, unsigned listener_id);
 void metrics_conn_closed(struct worker_metrics *m, unsigned listener_id);
 void metrics_tunnel_opened(struct worker_metrics *m, unsigned listener_id);

@@ -15,6 +15,7 @@
 #include "conn.h"
 #include "jwt_filter.h"
 #include "log.h"
+#include "proxy_cache.h"
 #include "reply.h"
 
 #define UP_HEAD_LIMIT (64 * 1024)
@@ -196,6 +197,10 @@ static void fail(struct conn *c, int status, const char *message)
         conn_close(c);
         return;
     }
+    if (proxy_cache_on_failure(c, status)) { /* stale-if-error */
+        proxy_cache_answer(c);
+        return;
+    }
     conn_respond_error(c, status, message);
 }
 
@@ -267,6 +272,10 @@ static void answer_unavailable(struct conn *c, enum acquire_error why)
     snprintf(retry_after, sizeof(retry_after), "Retry-After: %u\r\n",
              why == ACQUIRE_LIMIT || seconds == 0 ? 1 : seconds);
     detach_upstream(c, false);
+    if (proxy_cache_on_failure(c, 503)) { /* stale-if-error: the circuit is open */
+        proxy_cache_answer(c);
+        return;
+    }
     conn_respond_error_with(c, 503,
                             why == ACQUIRE_LIMIT ? "upstream connection limit reached"
                                                  : "no available upstream endpoint (circuit "
@@ -630,6 +639,12 @@ static bool take_response_head(struct conn *c)
                              resp.status >= 500 ? OUTCOME_HTTP_5XX : OUTCOME_SUCCESS,
                              c->upstream_us);
             upstream_report(up, !origin_failing(resp.status));
+            if (c->cx && proxy_cache_on_response(c, &resp)) { /* answered from the cache */
+                buf_consume(&up->in, (size_t)n);
+                detach_upstream(c, resp.body == HTTP_BODY_NONE && resp.keep_alive);
+                proxy_cache_answer(c);
+                return false;
+            }
         }
         if (!build_response_head(c, &resp)) {
             fail(c, 502, "upstream response head too large");
@@ -666,6 +681,7 @@ static void response_continue(struct conn *c)
 static void process_response(struct conn *c)
 {
     struct upconn *up;
+    uint64_t before = c->resp_body.total;
     int error;
 
     if (!c->resp_head && !take_response_head(c))
@@ -680,6 +696,9 @@ static void process_response(struct conn *c)
         fail(c, 502, "malformed chunked response body from the upstream");
         return;
     }
+    if (c->cx) /* decoded in place: the body bytes start at the buffer's head */
+        proxy_cache_on_body(c, buf_head(&up->in), (size_t)(c->resp_body.total - before),
+                            c->resp_body.done);
     if (c->om.left == 0) { /* framing only, or the end with nothing to add */
         response_continue(c);
         return;

@@ -19,6 +19,7 @@
 #include "conn.h"
 #include "jwt.h"
 #include "log.h"
+#include "proxy_cache.h"
 #include "ratelimit_redis.h"
 #include "redis_link.h"
 
@@ -297,6 +298,7 @@ static void dispatch(struct worker *w, struct io_uring_cqe *cqe)
         break;
     case OP_CLIENT_RECV:
     case OP_CLIENT_SEND:
+    case OP_DETACHED_SEND:
     case OP_FILE_OPEN:
     case OP_FILE_READ:
         conn_on_cqe(owner, op, cqe);
@@ -537,8 +539,11 @@ static void memory_check(struct worker *w)
 
 static void loop_turn(struct worker *w)
 {
-    /* A verdict awaited from Redis has a deadline finer than the loop's. */
-    long long wait_ms = w->redis && redis_link_waiting(w->redis) ? TIMER_TICK_MS : LOOP_WAIT_MS;
+    /* Requests waiting on a cache fill look at it every few ms; a verdict
+     * awaited from Redis has a deadline finer than the loop's. */
+    long long wait_ms = w->cache_polled                              ? PROXY_CACHE_POLL_MS
+                        : w->redis && redis_link_waiting(w->redis) ? TIMER_TICK_MS
+                                                                    : LOOP_WAIT_MS;
     struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = wait_ms * 1000000LL};
     struct io_uring_cqe *cqe;
     unsigned head, seen = 0;
@@ -552,6 +557,8 @@ static void loop_turn(struct worker *w)
     }
     io_uring_cq_advance(&w->ring, seen);
     timer_wheel_run(&w->timers, w->now, conn_on_timer);
+    if (w->cache_polled)
+        proxy_cache_poll(w);
     memory_check(w);
     if (w->redis)
         redis_link_tick(w->redis, w->now);

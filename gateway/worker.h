@@ -31,6 +31,7 @@ enum op {
     OP_LOG_WRITE,
     OP_REDIS_READABLE,
     OP_REDIS_WRITABLE,
+    OP_DETACHED_SEND, /* a NOP: a detached exchange's send (conn_new_detached) */
 };
 
 #define OP_MASK 15u
@@ -51,6 +52,7 @@ struct listen_socket {
 
 struct upstream_state; /* upstream.c: per worker, per upstream */
 struct redis_link;     /* redis_link.c */
+struct cache_exchange; /* proxy_cache.c */
 
 struct worker {
     unsigned id;
@@ -94,6 +96,7 @@ struct worker {
     struct jwt_cache *jwt_cache; /* verified tokens of this worker */
     struct redis_link *redis;    /* NULL unless a rate limit lives in Redis */
     unsigned redis_socks;        /* Redis sockets the ring may still report on */
+    struct cache_exchange *cache_polled; /* requests waiting on cache fills */
     void *schema_arena;          /* kept between validations (body.c) */
     size_t schema_arena_size;
 } __attribute__((aligned(16)));

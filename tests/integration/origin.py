@@ -28,6 +28,18 @@ segment of the path, so a route prefix can be put in front of it
     done-log        the same, only requests that arrived complete (whole
                     body read)
     reset-log       empties both logs
+    cached?...      a response for the cache tests, counted per path (hits and
+                    the validators received, see cache-hits). Query: cc=
+                    Cache-Control, etag=, lm= Last-Modified (seconds ago),
+                    vary=, cookie=1 (Set-Cookie), n=N pattern bytes as the
+                    body (else a JSON body), chunked=1, code=status,
+                    sleep_ms=. An If-None-Match holding the ETag gets 304
+                    (with the same Cache-Control and ETag). X-Origin-Hit
+                    says how many requests the path has seen.
+    cache-hits?path=P  {"hits", "inm": If-None-Match values, "ims":
+                    If-Modified-Since values, "methods"} seen for path P
+    cache-set?path=P&fail=N&sleep_ms=M  from now on `cached` requests for P
+                    answer status N (0: normally) after M ms
     garbage         answers bytes that are not HTTP, then closes
     hangup          closes the connection without an answer
 
@@ -51,7 +63,9 @@ LOCK = threading.Lock()
 LOG = []  # request lines, as received
 DONE = []  # request lines whose whole body arrived (the request was complete)
 TOTAL = 0  # requests seen (every parsed request line, logged or not)
-UNLOGGED = ("log", "done-log", "reset-log", "count")
+UNLOGGED = ("log", "done-log", "reset-log", "count", "cache-hits", "cache-set")
+CACHE_SEEN = {}  # path -> {"hits", "inm", "ims", "methods"}
+CACHE_OVERRIDE = {}  # path -> {"fail": status, "sleep_ms": ms}
 
 
 def pattern_bytes(offset, n):
@@ -286,6 +300,18 @@ class Handler(BaseHTTPRequestHandler):
                 LOG.clear()
                 DONE.clear()
             self.send_json(200, {"ok": True})
+        elif name == "cached":
+            self.answer_cached(url.path, q)
+        elif name == "cache-hits":
+            with LOCK:
+                seen = dict(CACHE_SEEN.get(q.get("path", ""),
+                                           {"hits": 0, "inm": [], "ims": [], "methods": []}))
+            self.send_json(200, seen)
+        elif name == "cache-set":
+            with LOCK:
+                CACHE_OVERRIDE[q.get("path", "")] = {"fail": int(q.get("fail", "0")),
+                                                     "sleep_ms": int(q.get("sleep_ms", "0"))}
+            self.send_json(200, {"ok": True})
         elif name == "garbage":
             self.close_connection = True
             self.wfile.write(b"THIS IS NOT HTTP AT ALL\r\n\r\n")
@@ -320,6 +346,62 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json(200, echo, [("X-Echo-Method", self.command),
                                        ("X-Echo-Body-Length", str(length)),
                                        ("X-Echo-Body-Sha256", sha)])
+
+    def answer_cached(self, path, q):
+        inm = self.headers.get("If-None-Match")
+        ims = self.headers.get("If-Modified-Since")
+        with LOCK:
+            seen = CACHE_SEEN.setdefault(path, {"hits": 0, "inm": [], "ims": [], "methods": []})
+            seen["hits"] += 1
+            hit = seen["hits"]
+            seen["methods"].append(self.command)
+            if inm is not None:
+                seen["inm"].append(inm)
+            if ims is not None:
+                seen["ims"].append(ims)
+            override = dict(CACHE_OVERRIDE.get(path, {}))
+        sleep_ms = override.get("sleep_ms") or int(q.get("sleep_ms", "0"))
+        if sleep_ms:
+            time.sleep(sleep_ms / 1000.0)
+        if override.get("fail"):
+            self.send_json(override["fail"], {"failing": True})
+            return
+        headers = [("X-Origin-Hit", str(hit))]
+        if "cc" in q:
+            headers.append(("Cache-Control", q["cc"]))
+        etag = q.get("etag")
+        if etag:
+            headers.append(("ETag", etag))
+        if "lm" in q:
+            headers.append(("Last-Modified", self.date_time_string(time.time() - int(q["lm"]))))
+        if "vary" in q:
+            headers.append(("Vary", q["vary"]))
+        if q.get("cookie"):
+            headers.append(("Set-Cookie", "session=secret%d" % hit))
+        if etag and inm and etag in [t.strip() for t in inm.split(",")]:
+            self.start(304, headers)
+            return
+        code = int(q.get("code", "200"))
+        if "n" in q:
+            n = int(q["n"])
+            body = None
+        else:
+            vary_value = self.headers.get(q["vary"], "") if "vary" in q else ""
+            body = json.dumps({"path": path, "hit": hit, "vary_value": vary_value}).encode()
+            n = len(body)
+        chunked = q.get("chunked") == "1"
+        headers.append(("Content-Type", "application/octet-stream" if body is None
+                         else "application/json"))
+        headers.append(("Transfer-Encoding", "chunked") if chunked else ("Content-Length", str(n)))
+        self.start(code, headers)
+        if self.command == "HEAD":
+            return
+        if body is None:
+            self.write_pattern(n, chunked)
+        elif chunked:
+            self.wfile.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body))
+        else:
+            self.wfile.write(body)
 
     do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = handle_any
     do_TRACE = do_PROPFIND = handle_any

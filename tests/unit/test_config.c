@@ -288,6 +288,48 @@ static void test_unknown_keys(void)
     CHECK_ERROR(0, "t.yaml:2:32: unknown static key 'index'");
 }
 
+static void test_cache(void)
+{
+    struct config *cfg = load(LISTENER "upstreams: [{name: a, endpoints: [127.0.0.1:1]}]\n"
+                                       "cache: {memory: 64MiB, max_object: 1MiB}\n"
+                                       "routes:\n"
+                                       "  - {match: {prefix: /a/}, upstream: a, cache: true}\n"
+                                       "  - match: {prefix: /b/}\n"
+                                       "    upstream: a\n"
+                                       "    cache: {stale_while_revalidate: 10s, stale_if_error: 1m}\n"
+                                       "  - {upstream: a, cache: false}\n");
+
+    CHECK(cfg != NULL);
+    if (!cfg) return;
+    CHECK_INT(cfg->cache.memory, 64u << 20);
+    CHECK_INT(cfg->cache.max_object, 1u << 20);
+    CHECK(cfg->routes[0].cache.enabled);
+    CHECK_INT(cfg->routes[0].cache.stale_while_revalidate, 0);
+    CHECK(cfg->routes[1].cache.enabled);
+    CHECK_INT(cfg->routes[1].cache.stale_while_revalidate, 10000);
+    CHECK_INT(cfg->routes[1].cache.stale_if_error, 60000);
+    CHECK(!cfg->routes[2].cache.enabled);
+    config_free(cfg);
+
+    cfg = load(LISTENER);
+    CHECK(cfg && cfg->cache.memory == 256u << 20 && cfg->cache.max_object == 8u << 20);
+    config_free(cfg);
+
+    load_bad(LISTENER "cache: {memory: 0, max_objects: 1}\n"
+                      "upstreams: [{name: a, endpoints: [127.0.0.1:1]}]\n"
+                      "routes:\n"
+                      "  - {upstream: a, cache: yes please}\n"
+                      "  - {upstream: a, cache: {stale_if_error: soon, ttl: 1s}}\n"
+                      "  - {static: {root: /tmp}, cache: true}\n");
+    CHECK_INT(errors.count, 6);
+    CHECK_ERROR(0, "t.yaml:2:17: 'memory' must be greater than 0");
+    CHECK_ERROR(1, "t.yaml:2:20: unknown cache key 'max_objects'");
+    CHECK_ERROR(2, "t.yaml:5:26: 'cache' must be a bool (true or false), not 'yes please'");
+    CHECK_ERROR(3, "t.yaml:6:43: 'stale_if_error': invalid duration 'soon'");
+    CHECK_ERROR(4, "t.yaml:6:49: unknown route cache key 'ttl'");
+    CHECK_ERROR(5, "t.yaml:7:35: 'cache' needs an upstream");
+}
+
 static void test_redis_errors(void)
 {
     load_bad(LISTENER "redis: {address: \"unix:run/redis.sock\", timeout: 0s, db: 1}\n"
@@ -316,19 +358,10 @@ static void test_reserved_keys(void)
                       "    rate_limit: per_user\n"
                       "    schema: order\n"
                       "    cache: true\n");
-    CHECK_INT(errors.count, 4);
+    CHECK_INT(errors.count, 3);
     CHECK_ERROR(0, "t.yaml:5:10: unknown jwt provider 'main'");
     CHECK_ERROR(1, "t.yaml:6:17: unknown rate limit 'per_user'");
     CHECK_ERROR(2, "t.yaml:7:13: unknown schema 'order'");
-    CHECK_ERROR(3, "t.yaml:8:5: 'cache' is not supported by this build yet");
-
-    load_bad(LISTENER "redis: {address: 127.0.0.1:6379}\n"
-                      "jwt_providers: []\n"
-                      "rate_limits: []\n"
-                      "schemas: []\n"
-                      "cache: {memory: 1MiB}\n");
-    CHECK_INT(errors.count, 1);
-    CHECK_ERROR(0, "t.yaml:6:1: 'cache' is not supported by this build yet");
 
     load_bad("listeners:\n"
              "  - listen: 127.0.0.1:8443\n"
@@ -855,6 +888,7 @@ int main(void)
     RUN(test_access_log);
     RUN(test_unknown_keys);
     RUN(test_reserved_keys);
+    RUN(test_cache);
     RUN(test_redis_errors);
     RUN(test_resilience_sections);
     RUN(test_rate_limits);
