@@ -12,6 +12,7 @@
 #include "accesslog.h"
 #include "admin.h"
 #include "config.h"
+#include "file_check.h"
 #include "health.h"
 #include "privileges.h"
 #include "log.h"
@@ -43,6 +44,13 @@ static void print_errors(const struct config_errors *errors)
         fprintf(stderr, "(%zu more errors not shown)\n", errors->count - shown);
 }
 
+/* `-t`: the lines as they are, on stderr. */
+static void print_problem(const struct file_problem *problem, void *ctx)
+{
+    (void)ctx;
+    fprintf(stderr, "%s\n", problem->line);
+}
+
 /* Every client and upstream connection is a descriptor: take what the
  * hard limit allows (nginx's worker_rlimit_nofile, done for you). */
 static void raise_fd_limit(void)
@@ -66,6 +74,7 @@ static int run(const char *path, struct config *cfg)
     int sig, status = 0;
 
     raise_fd_limit();
+    file_check_config(cfg, file_problem_log, NULL);
     if (!workers || worker_probe_kernel(err, sizeof(err)) < 0) {
         log_error("cannot start: %s", workers ? err : "out of memory");
         free(workers);
@@ -204,6 +213,7 @@ int main(int argc, char **argv)
     }
     metrics_register(cfg);
     if (check_only) {
+        file_check_config(cfg, print_problem, NULL);
         fprintf(stderr, "%s: configuration is valid\n", path);
         config_free(cfg);
         return 0;

@@ -5,7 +5,8 @@
 
 #include <stddef.h>
 
-/* user NULL: keeps the current identity (a warning when that is root).
+/* user NULL: keeps the current identity (file_check_config() warns when
+ * that is root). A user with uid 0 (`user: root`): stays root, on purpose.
  * Otherwise, when root: supplementary groups, gid and uid of `user`, all
  * threads, no way back; not root: nothing to do (already unprivileged).
  * -1 with err on failure. */

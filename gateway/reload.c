@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "accesslog.h"
+#include "file_check.h"
 #include "health.h"
 #include "log.h"
 #include "metrics.h"
@@ -141,6 +142,7 @@ void reload_config(const char *path, struct config **current, struct worker *wor
         log_error("reload: access log %s: %s (kept the previous one)", next->access_log,
                   strerror(errno));
     warn_restart_only(*current, next);
+    file_check_config(next, file_problem_log, NULL);
     carry_ticket_keys(*current, next);
     metrics_register(next);
     if (health_configure(next) < 0)
