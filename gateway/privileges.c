@@ -15,8 +15,13 @@ int privileges_drop(const char *user, char *err, size_t err_size)
 {
     struct passwd *pw;
 
-    if (geteuid() != 0 || !user) /* root without `user`: file_check_config() warns */
+    if (geteuid() != 0)
         return 0;
+    if (!user) { /* workers as root only when asked for */
+        snprintf(err, err_size, "started as root without 'user': set 'user: ringgate' (the "
+                                "packages create that user), or 'user: root' to serve as root");
+        return -1;
+    }
     pw = getpwnam(user);
     if (!pw) {
         snprintf(err, err_size, "user '%s': no such user", user);

@@ -5,8 +5,8 @@
 
 #include <stddef.h>
 
-/* user NULL: keeps the current identity (file_check_config() warns when
- * that is root). A user with uid 0 (`user: root`): stays root, on purpose.
+/* user NULL: keeps the current identity, except that root is refused
+ * (-1): workers run as root only with `user: root` (uid 0), on purpose.
  * Otherwise, when root: supplementary groups, gid and uid of `user`, all
  * threads, no way back; not root: nothing to do (already unprivileged).
  * -1 with err on failure. */

@@ -272,6 +272,7 @@ ringgate_conf() {
     local file=$1 workers=$2 admin=${3:-}
     {
         echo "workers: $workers"
+        [ "$(id -u)" = 0 ] && echo "user: root" # refused as root otherwise
         echo 'access_log: "off"'
         [ -n "$admin" ] && printf 'admin:\n  listen: 127.0.0.1:%s\n' "$admin"
         cat

@@ -225,6 +225,10 @@ class Gateway(Proc):
         self.work_dir = work_dir
         self.values = dict(values, port=self.port)
         self.config_text = template.format(**self.values)
+        if os.geteuid() == 0 and not self.config_text.startswith("user:") \
+                and "\nuser:" not in self.config_text:
+            # Root is refused without `user`; tests run as root on purpose.
+            self.config_text = "user: root\n" + self.config_text
         self.config_path = os.path.join(work_dir, name + ".yaml")
         with open(self.config_path, "w") as f:
             f.write(self.config_text)

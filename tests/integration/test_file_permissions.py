@@ -192,13 +192,21 @@ def test_inline_secret_in_a_world_readable_config(site):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only when started as root")
-def test_root_without_user_is_warned(site):
+def test_root_without_user_is_warned_then_refused(site):
     path = write_config(site, user=None)
+    with open(path) as f:
+        text = f.read()
+    with open(path, "w") as f:  # the fixture adds `user: root` for tests run as root
+        f.write(text.replace("user: root\n", "", 1))
     rc, err = check(path)
     assert rc == 0, err
     assert warnings(err) == ["%s: warning: the workers will run as root: 'user' is not set; set "
                              "'user: ringgate' (the packages create that user), or 'user: root' "
                              "to mean it" % path], err
+    proc = subprocess.run([require_binary(), "-c", path], capture_output=True, text=True,
+                          timeout=20)
+    assert proc.returncode == 1, proc.stderr
+    assert "started as root without 'user'" in proc.stderr, proc.stderr
 
 
 def wait_for(g, text, since=0, seconds=10.0):
