@@ -184,6 +184,7 @@ struct upconn {
     bool connected;
     bool reused;
     bool recv_armed;
+    bool recv_direct; /* the armed receive writes into `in` itself */
     bool eof;
     bool connecting; /* counted in the upstream's pending connects */
     bool held;       /* a provided buffer relayed as it is (tunnels) */

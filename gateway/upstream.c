@@ -18,6 +18,7 @@
 #include "tls.h"
 
 #define UP_HEAD_LIMIT (64 * 1024) /* largest response head we accept */
+#define BODY_RECV_MAX (4 * BUF_BLOCK) /* a response body's receives, straight into up->in */
 
 struct endpoint_pool {
     struct upconn *idle;
@@ -392,6 +393,17 @@ void upstream_report(struct upconn *up, bool success)
         log_info("upstream %s: endpoint %s: circuit closed", u->name, e->text);
 }
 
+/* In the middle of a response body on a plain connection: the connection
+ * holds its buffer until the body is over anyway, so the kernel receives
+ * straight into it (no copy out of a provided buffer), and in larger
+ * pieces than a provided buffer (fewer round trips). */
+static bool receiving_body(const struct upconn *up)
+{
+    const struct conn *c = up->client;
+
+    return c && !up->tls && c->state == CS_PROXY && c->resp_head && !c->resp_body.done;
+}
+
 void upstream_arm_recv(struct upconn *up)
 {
     struct io_uring_sqe *sqe;
@@ -399,13 +411,30 @@ void upstream_arm_recv(struct upconn *up)
 
     if (up->recv_armed || up->closing || up->eof)
         return;
-    room = buf_len(&up->in) ? buf_reserve(&up->in, &up->w->pool, 4096, UP_HEAD_LIMIT) : BUF_BLOCK;
-    if (room == 0)
-        return;
-    sqe = worker_sqe(up->w);
-    io_uring_prep_recv(sqe, up->fd, NULL, room < BUF_BLOCK ? room : BUF_BLOCK, 0);
-    sqe->flags |= IOSQE_BUFFER_SELECT;
-    sqe->buf_group = 0;
+    if (receiving_body(up)) {
+        /* A body that fits the pooled block stays in it; a longer one gets
+         * a larger buffer (one allocation per long response). */
+        const struct body_relay *r = &up->client->resp_body;
+        size_t want = r->in == HTTP_BODY_LENGTH && r->remaining < BODY_RECV_MAX
+                          ? (size_t)r->remaining
+                          : BODY_RECV_MAX;
+
+        room = buf_reserve(&up->in, &up->w->pool, want ? want : 1, BODY_RECV_MAX);
+        if (room == 0)
+            return;
+        sqe = worker_sqe(up->w);
+        io_uring_prep_recv(sqe, up->fd, buf_tail(&up->in), room, 0);
+        up->recv_direct = true;
+    } else {
+        room = buf_len(&up->in) ? buf_reserve(&up->in, &up->w->pool, 4096, UP_HEAD_LIMIT)
+                                : BUF_BLOCK;
+        if (room == 0)
+            return;
+        sqe = worker_sqe(up->w);
+        io_uring_prep_recv(sqe, up->fd, NULL, room < BUF_BLOCK ? room : BUF_BLOCK, 0);
+        sqe->flags |= IOSQE_BUFFER_SELECT;
+        sqe->buf_group = 0;
+    }
     io_uring_sqe_set_data64(sqe, op_data(up, OP_UP_RECV));
     up->recv_armed = true;
     up->pending++;
@@ -540,7 +569,11 @@ static void on_recv(struct upconn *up, struct io_uring_cqe *cqe)
     bool deliver = true;
 
     up->recv_armed = false;
-    if (cqe->flags & IORING_CQE_F_BUFFER) {
+    if (up->recv_direct) { /* the bytes are in up->in already */
+        up->recv_direct = false;
+        if (res > 0)
+            up->in.end += (size_t)res;
+    } else if (cqe->flags & IORING_CQE_F_BUFFER) {
         unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
         const char *data = worker_buffer(up->w, bid);
 
