@@ -266,3 +266,46 @@ def test_memory_budget_sheds_load_then_recovers(gateway_factory, origin):
         time.sleep(0.1)
     for s in idle:
         s.close()
+
+
+FD_LIMITED = """\
+workers: 1
+access_log: "off"
+admin: {{listen: "127.0.0.1:{admin}"}}
+listeners: [{{name: public, listen: "127.0.0.1:{port}"}}]
+upstreams: [{{name: origin, endpoints: ["127.0.0.1:{origin}"]}}]
+routes: [{{match: {{prefix: /}}, upstream: origin}}]
+"""
+
+
+def test_accept_pauses_at_the_descriptor_limit_and_resumes(work_dir, origin):
+    """With RLIMIT_NOFILE at 64, connections past it wait in the listen
+    backlog (no crash, no busy loop); once some close, they are served."""
+    g = Gateway(work_dir, "fd_limited", FD_LIMITED, origin=origin.port, admin=free_port())
+    g.argv = ["prlimit", "--nofile=64:64"] + g.argv
+    g.start()
+    held = []
+    try:
+        for _ in range(80):  # more than the process can hold
+            held.append(socket.create_connection(("127.0.0.1", g.port), timeout=5))
+        # The last ones are still in the backlog: a request there is not
+        # answered while the others hold every descriptor.
+        late = held[-1]
+        late.sendall(request_bytes("GET", "/echo"))
+        late.settimeout(1.5)
+        with pytest.raises(socket.timeout):
+            late.recv(1)
+        assert g.alive()
+        # Descriptors come back: accepting resumes and the waiting request
+        # is answered.
+        for s in held[:40]:
+            s.close()
+        late.settimeout(10)
+        assert late.recv(12) == b"HTTP/1.1 200"
+        assert "Too many open files" in g.log_text()
+        resp = g.request("GET", "/echo")
+        assert resp.status == 200
+    finally:
+        for s in held:
+            s.close()
+        g.stop()
