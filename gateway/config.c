@@ -542,7 +542,7 @@ static char *path_from_config(struct loader *ld, yaml_node_t *at, const char *pa
     return out;
 }
 
-static char *base_dir_of(const char *config_path)
+char *config_base_dir(const char *config_path)
 {
     const char *slash = strrchr(config_path, '/');
     char *dir, *real;
@@ -2192,7 +2192,7 @@ struct config *config_load_string(const char *path, const char *text, size_t len
     yaml_mark_t start = {0, 0, 0};
 
     ld.cfg = cfg;
-    ld.base_dir = base_dir_of(path);
+    ld.base_dir = config_base_dir(path);
     if (!cfg || !ld.base_dir) {
         report_mark(&ld, start, "out of memory");
     } else {

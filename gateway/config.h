@@ -233,6 +233,11 @@ static inline bool sockaddr_equal(const struct sockaddr_any *a, const struct soc
     return a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0;
 }
 
+/* The directory of a configuration file, absolute (realpath) when it
+ * exists: what relative paths in it are relative to. Freed by the caller;
+ * NULL when out of memory. */
+char *config_base_dir(const char *config_path);
+
 /* Loads and validates `path`. Returns the snapshot, or NULL with *errors
  * filled (count > 0). Names are resolved and static roots checked here, on
  * the calling (main) thread. */

@@ -1,6 +1,8 @@
 /* The files a configuration names. */
 #include "config_files.h"
 
+#include "config.h"
+
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,26 +17,6 @@ struct lister {
     struct config_files *out;
     bool failed; /* out of memory */
 };
-
-/* The directory of the configuration file, absolute: what the loader
- * resolves relative paths against. */
-static char *base_dir_of(const char *config_path)
-{
-    const char *slash = strrchr(config_path, '/');
-    char *dir, *real;
-
-    if (!slash)
-        dir = strdup(".");
-    else if (slash == config_path)
-        dir = strdup("/");
-    else
-        dir = strndup(config_path, (size_t)(slash - config_path));
-    if (!dir) return NULL;
-    real = realpath(dir, NULL);
-    if (!real) return dir;
-    free(dir);
-    return real;
-}
 
 static yaml_node_t *mapping_value(yaml_document_t *doc, yaml_node_t *map, const char *key)
 {
@@ -139,7 +121,7 @@ int config_files_list_string(const char *config_path, const char *text, size_t l
 {
     yaml_parser_t parser;
     yaml_document_t doc;
-    struct lister ls = {&doc, base_dir_of(config_path), out, false};
+    struct lister ls = {&doc, config_base_dir(config_path), out, false};
     int rc = -1;
 
     memset(out, 0, sizeof(*out));
