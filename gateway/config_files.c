@@ -1,13 +1,13 @@
 /* The files a configuration names. */
 #include "config_files.h"
 
-#include "config.h"
-
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <yaml.h>
+
+#include "config.h"
 
 #define MAX_CONFIG_BYTES (16u << 20)
 
