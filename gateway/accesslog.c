@@ -122,19 +122,19 @@ void access_log_request(struct worker *w, const struct conn *c)
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
     strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
-    method[json_string(method, sizeof(method) - 1, c->log_method, strlen(c->log_method))] = '\0';
-    path[json_string(path, sizeof(path) - 1, c->log_target, strlen(c->log_target))] = '\0';
+    method[json_string(method, sizeof(method) - 1, c->x->log_method, strlen(c->x->log_method))] = '\0';
+    path[json_string(path, sizeof(path) - 1, c->x->log_target, strlen(c->x->log_target))] = '\0';
     n = snprintf(line, sizeof(line),
                  "{\"time\":\"%s.%03ldZ\",\"request_id\":\"%s\",\"client\":\"%s\","
                  "\"listener\":\"%s\",\"route\":\"%s\",\"method\":\"%s\",\"path\":\"%s\","
                  "\"status\":%d,\"bytes_in\":%llu,\"bytes_out\":%llu,\"upstream\":%s%s%s,"
                  "\"upstream_time\":%.6f,\"total_time\":%.6f}\n",
-                 when, ts.tv_nsec / 1000000, c->request_id, c->peer_ip, c->listener->name,
-                 c->route ? c->route->name : "none", method, path, c->status,
-                 (unsigned long long)(c->bytes_in + c->req_body.total), (unsigned long long)c->bytes_out,
-                 c->log_upstream ? "\"" : "", c->log_upstream ? c->log_upstream : "null",
-                 c->log_upstream ? "\"" : "", (double)c->upstream_us / 1e6,
-                 (double)(clock_us() - c->started_us) / 1e6);
+                 when, ts.tv_nsec / 1000000, c->x->request_id, c->x->peer_ip, c->listener->name,
+                 c->x->route ? c->x->route->name : "none", method, path, c->x->status,
+                 (unsigned long long)(c->x->bytes_in + c->x->req_body.total), (unsigned long long)c->x->bytes_out,
+                 c->x->log_upstream ? "\"" : "", c->x->log_upstream ? c->x->log_upstream : "null",
+                 c->x->log_upstream ? "\"" : "", (double)c->x->upstream_us / 1e6,
+                 (double)(clock_us() - c->x->started_us) / 1e6);
     if (n <= 0 || (size_t)n >= sizeof(line))
         return;
     room = ACCESS_LOG_BUF - log->len[log->active];

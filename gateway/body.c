@@ -37,8 +37,8 @@ static bool is_json(const struct http_request *req)
 static void refuse(struct conn *c, int status, const char *code, const char *message,
                    const char *members)
 {
-    c->keep_alive = false; /* the rest of the body may still be on its way */
-    buf_free(&c->held_head, &c->w->pool);
+    c->x->keep_alive = false; /* the rest of the body may still be on its way */
+    buf_free(&c->x->held_head, &c->w->pool);
     conn_respond_error_json(c, status, code, message, members, NULL);
 }
 
@@ -66,10 +66,10 @@ static int validate(struct worker *w, const struct schema *s, const char *body, 
 
 static void validate_and_forward(struct conn *c)
 {
-    const struct schema_conf *schema = c->route->schema;
+    const struct schema_conf *schema = c->x->route->schema;
     struct schema_result res;
     char members[1400], ipath[600], spath[600], length[48];
-    int rc = validate(c->w, schema->compiled, buf_head(&c->in), c->body_len, &res);
+    int rc = validate(c->w, schema->compiled, buf_head(&c->in), c->x->body_len, &res);
 
     if (rc == SCHEMA_BAD_JSON) {
         metrics_schema_rejected(c->w->metrics, schema->metrics_id);
@@ -88,15 +88,15 @@ static void validate_and_forward(struct conn *c)
         refuse(c, 400, "schema_violation", res.message, members);
         return;
     }
-    snprintf(length, sizeof(length), "Content-Length: %zu\r\n\r\n", c->body_len);
-    if (!buf_append(&c->held_head, &c->w->pool, length, strlen(length), 128 * 1024)) {
+    snprintf(length, sizeof(length), "Content-Length: %zu\r\n\r\n", c->x->body_len);
+    if (!buf_append(&c->x->held_head, &c->w->pool, length, strlen(length), 128 * 1024)) {
         refuse(c, 431, NULL, "request head too large to forward", NULL);
         return;
     }
-    memset(&c->req_body, 0, sizeof(c->req_body));
-    c->req_body.in = HTTP_BODY_LENGTH;
-    c->req_body.remaining = c->body_len;
-    c->req_body.done = c->body_len == 0;
+    memset(&c->x->req_body, 0, sizeof(c->x->req_body));
+    c->x->req_body.in = HTTP_BODY_LENGTH;
+    c->x->req_body.remaining = c->x->body_len;
+    c->x->req_body.done = c->x->body_len == 0;
     proxy_start_held(c);
 }
 
@@ -104,25 +104,25 @@ static void validate_and_forward(struct conn *c)
  * decoded bytes first, then what is not decoded yet. */
 static int decode_chunks(struct conn *c)
 {
-    char *region = buf_head(&c->in) + c->body_len;
-    size_t avail = buf_len(&c->in) - c->body_len, consumed = avail, data = 0;
-    int rc = chunked_decode(&c->req_body.dec, region, &consumed, &data);
+    char *region = buf_head(&c->in) + c->x->body_len;
+    size_t avail = buf_len(&c->in) - c->x->body_len, consumed = avail, data = 0;
+    int rc = chunked_decode(&c->x->req_body.dec, region, &consumed, &data);
 
     if (rc == HTTP_ERROR)
         return rc;
     /* Bytes after the last chunk (a pipelined request) follow the body. */
     memmove(region + data, region + consumed, avail - consumed);
     c->in.end -= consumed - data;
-    c->body_len += data;
+    c->x->body_len += data;
     return rc;
 }
 
 void body_on_client_data(struct conn *c)
 {
-    const struct limits_conf *lim = &c->cfg->limits;
+    const struct limits_conf *lim = &c->x->cfg->limits;
     bool complete;
 
-    if (c->req_body.in == HTTP_BODY_CHUNKED) {
+    if (c->x->req_body.in == HTTP_BODY_CHUNKED) {
         int rc = decode_chunks(c);
         if (rc == HTTP_ERROR) {
             refuse(c, 400, NULL, "malformed chunked request body", NULL);
@@ -130,11 +130,11 @@ void body_on_client_data(struct conn *c)
         }
         complete = rc == CHUNKED_DONE;
     } else {
-        c->body_len = buf_len(&c->in) < c->req_body.remaining ? buf_len(&c->in)
-                                                               : (size_t)c->req_body.remaining;
-        complete = c->body_len == c->req_body.remaining;
+        c->x->body_len = buf_len(&c->in) < c->x->req_body.remaining ? buf_len(&c->in)
+                                                               : (size_t)c->x->req_body.remaining;
+        complete = c->x->body_len == c->x->req_body.remaining;
     }
-    if (c->body_len > lim->max_body_bytes) {
+    if (c->x->body_len > lim->max_body_bytes) {
         refuse(c, 413, NULL, "request body is larger than limits.max_body_bytes", NULL);
         return;
     }
@@ -148,20 +148,20 @@ void body_on_client_data(struct conn *c)
 
 bool body_collect_start(struct conn *c, const struct http_request *req)
 {
-    if (!c->route->schema || req->body == HTTP_BODY_NONE)
+    if (!c->x->route->schema || req->body == HTTP_BODY_NONE)
         return false;
     if (!is_json(req)) {
         refuse(c, 415, NULL, "this route validates JSON bodies: use Content-Type "
                              "application/json", NULL);
         return true;
     }
-    c->key_hash = proxy_key_hash(c, req);
-    if (!proxy_build_head(c, req, &c->held_head, true)) {
+    c->x->key_hash = proxy_key_hash(c, req);
+    if (!proxy_build_head(c, req, &c->x->held_head, true)) {
         refuse(c, 431, NULL, "request head too large to forward", NULL);
         return true;
     }
     c->state = CS_BODY;
-    c->body_len = 0;
+    c->x->body_len = 0;
     conn_send_continue(c);
     body_on_client_data(c);
     return true;

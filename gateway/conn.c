@@ -71,35 +71,43 @@ bool outmsg_advance(struct outmsg *m, size_t n)
 }
 
 /* The client's address as 16 bytes (IPv4 v4-mapped), for per-address
- * counts, and as text for headers and logs. */
-static void peer_of(int fd, uint8_t addr[16], char *text, size_t text_size)
+ * counts; all zero when unknown. */
+static void peer_of(int fd, uint8_t addr[16])
 {
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);
 
     memset(addr, 0, 16);
-    text[0] = '\0';
     if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0)
         return;
     if (ss.ss_family == AF_INET) {
         addr[10] = addr[11] = 0xff;
         memcpy(addr + 12, &((struct sockaddr_in *)&ss)->sin_addr, 4);
-        inet_ntop(AF_INET, addr + 12, text, (socklen_t)text_size);
     } else if (ss.ss_family == AF_INET6) {
-        const struct in6_addr *a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
-        memcpy(addr, a, 16);
-        if (IN6_IS_ADDR_V4MAPPED(a))
-            inet_ntop(AF_INET, &a->s6_addr[12], text, (socklen_t)text_size);
-        else
-            inet_ntop(AF_INET6, a, text, (socklen_t)text_size);
+        memcpy(addr, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
     }
+}
+
+/* The address as text for headers and logs ("" when unknown). */
+static void peer_text(const uint8_t addr[16], char *text, size_t text_size)
+{
+    static const uint8_t none[16];
+    const struct in6_addr *a = (const struct in6_addr *)addr;
+
+    text[0] = '\0';
+    if (!memcmp(addr, none, 16))
+        return;
+    if (IN6_IS_ADDR_V4MAPPED(a))
+        inet_ntop(AF_INET, addr + 12, text, (socklen_t)text_size);
+    else
+        inet_ntop(AF_INET6, a, text, (socklen_t)text_size);
 }
 
 /* What c->in may hold: a head, or a whole body being collected. */
 static size_t head_limit(const struct conn *c)
 {
     if (c->state == CS_BODY)
-        return c->cfg->limits.max_body_bytes + 2 * BUF_BLOCK;
+        return c->x->cfg->limits.max_body_bytes + 2 * BUF_BLOCK;
     return c->w->cfg->limits.max_header_bytes + BUF_BLOCK;
 }
 
@@ -127,6 +135,51 @@ static bool admit(struct worker *w, const struct listener_conf *l, const uint8_t
     return true;
 }
 
+/* ---- exchanges ---- */
+
+#define EXCHANGES_CACHED 256 /* per worker, kept for reuse */
+
+bool conn_attach_exchange(struct conn *c)
+{
+    struct worker *w = c->w;
+    struct exchange *x = w->free_exchanges;
+
+    if (c->x)
+        return true;
+    if (x) {
+        w->free_exchanges = x->next_free;
+        w->n_free_exchanges--;
+    } else if (!(x = aligned_alloc(16, sizeof(*x)))) {
+        return false;
+    }
+    memset(x, 0, sizeof(*x));
+    x->file_fd = -1;
+    peer_text(c->peer_addr, x->peer_ip, sizeof(x->peer_ip));
+    w->n_exchanges++;
+    c->x = x;
+    return true;
+}
+
+void conn_detach_exchange(struct conn *c)
+{
+    struct worker *w = c->w;
+    struct exchange *x = c->x;
+
+    if (!x)
+        return;
+    buf_free(&x->out, &w->pool);
+    buf_free(&x->held_head, &w->pool);
+    c->x = NULL;
+    w->n_exchanges--;
+    if (w->n_free_exchanges < EXCHANGES_CACHED) {
+        x->next_free = w->free_exchanges;
+        w->free_exchanges = x;
+        w->n_free_exchanges++;
+    } else {
+        free(x);
+    }
+}
+
 static void unadmit(const struct conn *c)
 {
     atomic_fetch_sub(&open_per_listener[c->listener_id], 1);
@@ -145,7 +198,7 @@ void conn_accept(struct worker *w, struct listen_socket *ls, int fd)
         return;
     }
     memset(c, 0, sizeof(*c));
-    peer_of(fd, c->peer_addr, c->peer_ip, sizeof(c->peer_ip));
+    peer_of(fd, c->peer_addr);
     c->listener_id = ls->conf->metrics_id;
     if (!admit(w, ls->conf, c->peer_addr)) {
         close(fd);
@@ -156,7 +209,6 @@ void conn_accept(struct worker *w, struct listen_socket *ls, int fd)
     c->w = w;
     c->fd = fd;
     c->listener = ls->conf;
-    c->file_fd = -1;
     c->state = CS_HEAD;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     c->next = w->conns;
@@ -165,7 +217,8 @@ void conn_accept(struct worker *w, struct listen_socket *ls, int fd)
     w->conns = c;
     w->n_conns++;
     metrics_conn_opened(w->metrics, c->listener_id);
-    if (c->listener->tls && !tls_io_start(c)) {
+    /* A TLS session needs its exchange from the handshake on. */
+    if (c->listener->tls && (!conn_attach_exchange(c) || !tls_io_start(c))) {
         log_error("listener %s: out of memory for a TLS connection", c->listener->name);
         conn_close(c);
         return;
@@ -194,10 +247,10 @@ static void request_id_set(struct conn *c, const struct http_request *req)
         req ? http1_find_header(req->headers, req->n_headers, "x-request-id") : NULL;
 
     if (h && request_id_valid(h->value)) {
-        snprintf(c->request_id, sizeof(c->request_id), "%.*s", (int)h->value.len, h->value.p);
+        snprintf(c->x->request_id, sizeof(c->x->request_id), "%.*s", (int)h->value.len, h->value.p);
         return;
     }
-    snprintf(c->request_id, sizeof(c->request_id), "%016llx%016llx",
+    snprintf(c->x->request_id, sizeof(c->x->request_id), "%016llx%016llx",
              (unsigned long long)worker_random(c->w), (unsigned long long)worker_random(c->w));
 }
 
@@ -207,8 +260,8 @@ void conn_exchange_account(struct conn *c)
     if (!c->in_exchange)
         return;
     c->in_exchange = false;
-    metrics_request(c->w->metrics, c->listener, c->route, c->status,
-                    clock_us() - c->started_us);
+    metrics_request(c->w->metrics, c->listener, c->x->route, c->x->status,
+                    clock_us() - c->x->started_us);
     access_log_request(c->w, c);
 }
 
@@ -219,25 +272,29 @@ static void exchange_begin(struct conn *c, struct http_str method, struct http_s
     if (c->in_exchange)
         return;
     c->in_exchange = true;
-    c->bytes_in = head_len;
-    c->bytes_out = 0;
-    c->started_us = clock_us();
-    c->log_upstream = NULL;
-    c->upstream_us = 0;
+    c->x->bytes_in = head_len;
+    c->x->bytes_out = 0;
+    c->x->started_us = clock_us();
+    c->x->log_upstream = NULL;
+    c->x->upstream_us = 0;
     request_id_set(c, NULL);
-    snprintf(c->log_method, sizeof(c->log_method), "%.*s", (int)method.len, method.p);
-    snprintf(c->log_target, sizeof(c->log_target), "%.*s", (int)target.len, target.p);
+    snprintf(c->x->log_method, sizeof(c->x->log_method), "%.*s", (int)method.len, method.p);
+    snprintf(c->x->log_target, sizeof(c->x->log_target), "%.*s", (int)target.len, target.p);
 }
 
 static void conn_free(struct conn *c)
 {
     struct worker *w = c->w;
 
-    if (c->in_exchange && (c->status == 0 || !c->resp_body.done))
-        c->status = 499; /* closed before the answer was complete (nginx's code) */
-    conn_exchange_account(c);
-    proxy_cache_end(c);
-    tunnel_unreserve(c);
+    if (c->x) {
+        if (c->in_exchange && (c->x->status == 0 || !c->x->resp_body.done))
+            c->x->status = 499; /* closed before the answer was complete (nginx's code) */
+        conn_exchange_account(c);
+        proxy_cache_end(c);
+        tunnel_unreserve(c);
+        if (c->x->held)
+            worker_recycle_buffer(w, c->x->held_bid);
+    }
     if (c->state == CS_TUNNEL)
         metrics_tunnel_closed(w->metrics, c->listener_id);
     if (c->fd >= 0) { /* a detached exchange was never a client connection */
@@ -251,14 +308,11 @@ static void conn_free(struct conn *c)
     if (c->next)
         c->next->prev = c->prev;
     w->n_conns--;
-    if (c->held)
-        worker_recycle_buffer(w, c->held_bid);
     tls_io_free(c);
-    buf_free(&c->held_head, &w->pool);
     if (c->fd >= 0)
         close(c->fd);
     buf_free(&c->in, &w->pool);
-    buf_free(&c->out, &w->pool);
+    conn_detach_exchange(c);
     free(c);
 }
 
@@ -268,16 +322,17 @@ void conn_close(struct conn *c)
         return;
     c->closing = true;
     timer_disarm(&c->timer);
-    if (c->limits_call) {
-        redis_link_forget(c->limits_call);
-        c->limits_call = NULL;
+    if (c->x && c->x->limits_call) {
+        redis_link_forget(c->x->limits_call);
+        c->x->limits_call = NULL;
     }
-    if (c->up)
+    if (c->x && c->x->up)
         proxy_abort(c);
-    proxy_cache_abort(c);
-    if (c->file_fd >= 0) {
-        close(c->file_fd);
-        c->file_fd = -1;
+    if (c->x)
+        proxy_cache_abort(c);
+    if (c->x && c->x->file_fd >= 0) {
+        close(c->x->file_fd);
+        c->x->file_fd = -1;
     }
     if (c->pending == 0)
         conn_free(c);
@@ -325,7 +380,7 @@ void conn_send(struct conn *c)
         c->pending++;
         return;
     }
-    io_uring_prep_sendmsg(sqe, c->fd, &c->om.msg, MSG_NOSIGNAL);
+    io_uring_prep_sendmsg(sqe, c->fd, &c->x->om.msg, MSG_NOSIGNAL);
     io_uring_sqe_set_data64(sqe, op_data(c, OP_CLIENT_SEND));
     c->send_armed = true;
     c->pending++;
@@ -338,7 +393,7 @@ static void conn_linger(struct conn *c)
 {
     c->state = CS_LINGER;
     shutdown(c->fd, SHUT_WR);
-    buf_free(&c->out, &c->w->pool);
+    buf_free(&c->x->out, &c->w->pool);
     c->in.start = c->in.end = 0;
     timer_arm(&c->w->timers, &c->timer, c->w->now + LINGER_MS);
     conn_arm_recv(c);
@@ -346,8 +401,8 @@ static void conn_linger(struct conn *c)
 
 static void send_out_buffer(struct conn *c)
 {
-    outmsg_reset(&c->om);
-    outmsg_add(&c->om, buf_head(&c->out), buf_len(&c->out));
+    outmsg_reset(&c->x->om);
+    outmsg_add(&c->x->om, buf_head(&c->x->out), buf_len(&c->x->out));
     timer_arm(&c->w->timers, &c->timer, c->w->now + c->w->cfg->limits.idle_timeout);
     conn_send(c);
 }
@@ -366,7 +421,7 @@ void conn_respond_error_with(struct conn *c, int status, const char *message,
 void conn_respond_error_json(struct conn *c, int status, const char *code, const char *message,
                              const char *extra_members, const char *extra_headers)
 {
-    size_t room = buf_reserve(&c->out, &c->w->pool, 2048, BUF_BLOCK * 4);
+    size_t room = buf_reserve(&c->x->out, &c->w->pool, 2048, BUF_BLOCK * 4);
     char headers[512];
     size_t n = extra_headers ? strlen(extra_headers) : 0;
 
@@ -378,39 +433,39 @@ void conn_respond_error_json(struct conn *c, int status, const char *code, const
     }
 
     c->state = CS_RESPOND;
-    c->status = status;
+    c->x->status = status;
     exchange_begin(c, (struct http_str){"-", 1}, (struct http_str){"-", 1}, 0);
-    c->resp_body.done = true;
-    if (c->req_body.in != HTTP_BODY_NONE && !c->req_body.done)
-        c->keep_alive = false; /* the unread body would be taken for a request */
+    c->x->resp_body.done = true;
+    if (c->x->req_body.in != HTTP_BODY_NONE && !c->x->req_body.done)
+        c->x->keep_alive = false; /* the unread body would be taken for a request */
     if (status == 400 || status == 408 || status == 431 || status >= 500)
-        c->keep_alive = false;
+        c->x->keep_alive = false;
     if (c->w->draining)
-        c->keep_alive = false;
-    n = reply_error_json(buf_tail(&c->out), room, status, code, message, extra_members,
-                         c->keep_alive, extra_headers);
-    c->out.end += n;
+        c->x->keep_alive = false;
+    n = reply_error_json(buf_tail(&c->x->out), room, status, code, message, extra_members,
+                         c->x->keep_alive, extra_headers);
+    c->x->out.end += n;
     send_out_buffer(c);
 }
 
 static void exchange_reset(struct conn *c)
 {
-    c->cfg = NULL; /* lets a reload free the snapshot */
-    c->route = NULL;
-    c->up = NULL;
-    c->status = 0;
-    c->attempts = 0;
-    c->req_sent = c->resp_head = c->resp_started = c->up_reusable = false;
-    c->expect_continue = false;
+    c->x->cfg = NULL; /* lets a reload free the snapshot */
+    c->x->route = NULL;
+    c->x->up = NULL;
+    c->x->status = 0;
+    c->x->attempts = 0;
+    c->x->req_sent = c->x->resp_head = c->x->resp_started = c->x->up_reusable = false;
+    c->x->expect_continue = false;
     if (c->state != CS_TUNNEL)
         tunnel_unreserve(c); /* the handshake was refused */
-    c->upgrade = false;
-    c->upgrade_proto = NULL;
-    memset(&c->req_body, 0, sizeof(c->req_body));
-    c->req_body.done = true;
-    memset(&c->resp_body, 0, sizeof(c->resp_body));
-    memset(&c->rl, 0, sizeof(c->rl));
-    c->consume_after_send = 0;
+    c->x->upgrade = false;
+    c->x->upgrade_proto = NULL;
+    memset(&c->x->req_body, 0, sizeof(c->x->req_body));
+    c->x->req_body.done = true;
+    memset(&c->x->resp_body, 0, sizeof(c->x->resp_body));
+    memset(&c->x->rl, 0, sizeof(c->x->rl));
+    c->x->consume_after_send = 0;
     proxy_cache_end(c);
 }
 
@@ -420,17 +475,17 @@ void conn_exchange_done(struct conn *c)
 
     c->requests++;
     conn_exchange_account(c);
-    buf_free(&c->out, &w->pool);
-    if (c->file_fd >= 0) {
-        close(c->file_fd);
-        c->file_fd = -1;
+    buf_free(&c->x->out, &w->pool);
+    if (c->x->file_fd >= 0) {
+        close(c->x->file_fd);
+        c->x->file_fd = -1;
     }
     if (c->fd < 0) { /* detached: no client to keep alive */
         exchange_reset(c);
         conn_close(c);
         return;
     }
-    if (!c->keep_alive || w->draining) {
+    if (!c->x->keep_alive || w->draining) {
         exchange_reset(c);
         conn_linger(c);
         return;
@@ -443,7 +498,9 @@ void conn_exchange_done(struct conn *c)
         process_head(c);
         return;
     }
-    buf_release(&c->in, &w->pool); /* idle: hold no buffer */
+    buf_release(&c->in, &w->pool); /* idle: hold no buffer, and no exchange */
+    if (!c->tls)
+        conn_detach_exchange(c);
     timer_arm(&w->timers, &c->timer, w->now + w->cfg->limits.idle_timeout);
     conn_arm_recv(c);
 }
@@ -458,14 +515,14 @@ void conn_close_if_idle(struct conn *c)
 
 static void file_read_next(struct conn *c)
 {
-    uint64_t left = c->file_end - c->file_off;
-    size_t room = buf_reserve(&c->out, &c->w->pool, FILE_CHUNK, BUF_BLOCK * 4);
+    uint64_t left = c->x->file_end - c->x->file_off;
+    size_t room = buf_reserve(&c->x->out, &c->w->pool, FILE_CHUNK, BUF_BLOCK * 4);
     struct io_uring_sqe *sqe;
 
     if (room > left)
         room = (size_t)left;
     sqe = worker_sqe(c->w);
-    io_uring_prep_read(sqe, c->file_fd, buf_tail(&c->out), (unsigned)room, c->file_off);
+    io_uring_prep_read(sqe, c->x->file_fd, buf_tail(&c->x->out), (unsigned)room, c->x->file_off);
     io_uring_sqe_set_data64(sqe, op_data(c, OP_FILE_READ));
     c->pending++;
 }
@@ -477,15 +534,15 @@ static void on_file_read(struct conn *c, int res)
         conn_close(c);
         return;
     }
-    c->out.end += (size_t)res;
-    c->file_off += (uint64_t)res;
+    c->x->out.end += (size_t)res;
+    c->x->file_off += (uint64_t)res;
     send_out_buffer(c);
 }
 
 static void on_respond_sent(struct conn *c)
 {
-    buf_consume(&c->out, buf_len(&c->out));
-    if (c->file_fd >= 0 && c->file_off < c->file_end) {
+    buf_consume(&c->x->out, buf_len(&c->x->out));
+    if (c->x->file_fd >= 0 && c->x->file_off < c->x->file_end) {
         file_read_next(c);
         return;
     }
@@ -496,7 +553,7 @@ static void on_respond_sent(struct conn *c)
  * (openat2 with RESOLVE_BENEATH: no path, symlink or ".." can lead out of
  * the root, whatever static_map_path let through), then the answer head is
  * written, then the reads go through the ring too. While the open is in
- * flight, c->out holds the relative path and, after it, the request path
+ * flight, c->x->out holds the relative path and, after it, the request path
  * (for a directory's redirect). */
 static const struct open_how static_open_how = {
     .flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY,
@@ -522,30 +579,30 @@ static void serve_static(struct conn *c, const struct http_request *req)
         return;
     }
     rel_len = (size_t)n - 1; /* without the leading '/' */
-    room = buf_reserve(&c->out, &c->w->pool, rel_len + req->path.len + 2, BUF_BLOCK * 4);
+    room = buf_reserve(&c->x->out, &c->w->pool, rel_len + req->path.len + 2, BUF_BLOCK * 4);
     if (room < rel_len + req->path.len + 2) {
         conn_respond_error(c, 414, "path too long");
         return;
     }
-    memcpy(buf_tail(&c->out), path + 1, rel_len + 1);
-    memcpy(buf_tail(&c->out) + rel_len + 1, req->path.p, req->path.len);
-    buf_tail(&c->out)[rel_len + 1 + req->path.len] = '\0';
+    memcpy(buf_tail(&c->x->out), path + 1, rel_len + 1);
+    memcpy(buf_tail(&c->x->out) + rel_len + 1, req->path.p, req->path.len);
+    buf_tail(&c->x->out)[rel_len + 1 + req->path.len] = '\0';
 
     c->state = CS_RESPOND;
-    c->file_type = static_content_type(path);
-    c->file_ims = -1;
+    c->x->file_type = static_content_type(path);
+    c->x->file_ims = -1;
     h = http1_find_header(req->headers, req->n_headers, "if-modified-since");
-    if (h && http_date_parse(h->value.p, h->value.len, &c->file_ims) < 0)
-        c->file_ims = -1;
-    c->file_range[0] = '\0';
+    if (h && http_date_parse(h->value.p, h->value.len, &c->x->file_ims) < 0)
+        c->x->file_ims = -1;
+    c->x->file_range[0] = '\0';
     h = http1_find_header(req->headers, req->n_headers, "range");
-    if (h && h->value.len < sizeof(c->file_range)) {
-        memcpy(c->file_range, h->value.p, h->value.len);
-        c->file_range[h->value.len] = '\0';
+    if (h && h->value.len < sizeof(c->x->file_range)) {
+        memcpy(c->x->file_range, h->value.p, h->value.len);
+        c->x->file_range[h->value.len] = '\0';
     }
-    c->file_head_only = req->method_id == HTTP_HEAD;
+    c->x->file_head_only = req->method_id == HTTP_HEAD;
     sqe = worker_sqe(c->w);
-    io_uring_prep_openat2(sqe, c->route->static_root_fd, buf_tail(&c->out),
+    io_uring_prep_openat2(sqe, c->x->route->static_root_fd, buf_tail(&c->x->out),
                           (struct open_how *)&static_open_how);
     io_uring_sqe_set_data64(sqe, op_data(c, OP_FILE_OPEN));
     c->pending++;
@@ -561,52 +618,52 @@ static int static_head(struct conn *c, const struct stat *st, char *head, size_t
     char date[32];
     uint64_t first = 0, last = 0;
     enum range_result rr = RANGE_NONE;
-    const char *conn_hdr = c->keep_alive ? "" : "Connection: close\r\n";
+    const char *conn_hdr = c->x->keep_alive ? "" : "Connection: close\r\n";
     int n;
 
     http_date_format(date, st->st_mtime);
-    if (c->file_ims >= 0 && (int64_t)st->st_mtime <= c->file_ims) {
-        c->status = 304;
-        c->file_off = c->file_end = 0;
+    if (c->x->file_ims >= 0 && (int64_t)st->st_mtime <= c->x->file_ims) {
+        c->x->status = 304;
+        c->x->file_off = c->x->file_end = 0;
         return snprintf(head, cap, "HTTP/1.1 304 Not Modified\r\nLast-Modified: %s\r\n%s\r\n",
                         date, conn_hdr);
     }
-    if (c->file_range[0])
-        rr = static_parse_range(c->file_range, strlen(c->file_range), (uint64_t)st->st_size,
+    if (c->x->file_range[0])
+        rr = static_parse_range(c->x->file_range, strlen(c->x->file_range), (uint64_t)st->st_size,
                                 &first, &last);
     if (rr == RANGE_UNSATISFIABLE) {
         char extra[64];
         snprintf(extra, sizeof(extra), "Content-Range: bytes */%lld\r\n", (long long)st->st_size);
-        c->status = 416;
-        c->file_off = c->file_end = 0;
-        return (int)reply_error(head, cap, 416, "range not satisfiable", c->keep_alive, extra);
+        c->x->status = 416;
+        c->x->file_off = c->x->file_end = 0;
+        return (int)reply_error(head, cap, 416, "range not satisfiable", c->x->keep_alive, extra);
     }
     if (rr == RANGE_NONE) {
         first = 0;
         last = st->st_size ? (uint64_t)st->st_size - 1 : 0;
     }
-    c->status = rr == RANGE_OK ? 206 : 200;
-    c->file_off = first;
-    c->file_end = st->st_size ? last + 1 : 0;
+    c->x->status = rr == RANGE_OK ? 206 : 200;
+    c->x->file_off = first;
+    c->x->file_end = st->st_size ? last + 1 : 0;
     n = snprintf(head, cap,
                  "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %llu\r\n"
                  "Last-Modified: %s\r\nAccept-Ranges: bytes\r\n",
-                 c->status, http_reason(c->status), c->file_type,
-                 (unsigned long long)(c->file_end - c->file_off), date);
-    if (c->status == 206)
+                 c->x->status, http_reason(c->x->status), c->x->file_type,
+                 (unsigned long long)(c->x->file_end - c->x->file_off), date);
+    if (c->x->status == 206)
         n += snprintf(head + n, cap - (size_t)n, "Content-Range: bytes %llu-%llu/%lld\r\n",
                       (unsigned long long)first, (unsigned long long)last,
                       (long long)st->st_size);
     n += (int)conn_extra_headers(c, head + n, cap - (size_t)n - 64);
     n += snprintf(head + n, cap - (size_t)n, "%s\r\n", conn_hdr);
-    if (c->file_head_only)
-        c->file_end = c->file_off;
+    if (c->x->file_head_only)
+        c->x->file_end = c->x->file_off;
     return n;
 }
 
 static void on_file_open(struct conn *c, int res)
 {
-    const char *rel = buf_tail(&c->out);
+    const char *rel = buf_tail(&c->x->out);
     const char *request_path = rel + strlen(rel) + 1;
     char head[1024];
     struct stat st;
@@ -620,27 +677,27 @@ static void on_file_open(struct conn *c, int res)
                                            : "path too long");
         return;
     }
-    c->file_fd = res;
+    c->x->file_fd = res;
     /* fstat of an open file reads the in-memory inode: it does not block. */
-    if (fstat(c->file_fd, &st) < 0 || (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))) {
+    if (fstat(c->x->file_fd, &st) < 0 || (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))) {
         conn_respond_error(c, 404, "no such file");
         return;
     }
     if (S_ISDIR(st.st_mode)) {
-        c->status = 301;
-        c->file_off = c->file_end = 0;
+        c->x->status = 301;
+        c->x->file_off = c->x->file_end = 0;
         n = snprintf(head, sizeof(head),
                      "HTTP/1.1 301 Moved Permanently\r\nLocation: %.900s/\r\n"
                      "Content-Length: 0\r\n%s\r\n",
-                     request_path, c->keep_alive ? "" : "Connection: close\r\n");
+                     request_path, c->x->keep_alive ? "" : "Connection: close\r\n");
     } else {
         n = static_head(c, &st, head, sizeof(head));
     }
-    if (c->file_off >= c->file_end) {
-        close(c->file_fd);
-        c->file_fd = -1;
+    if (c->x->file_off >= c->x->file_end) {
+        close(c->x->file_fd);
+        c->x->file_fd = -1;
     }
-    buf_append(&c->out, &c->w->pool, head, (size_t)n, BUF_BLOCK * 4);
+    buf_append(&c->x->out, &c->w->pool, head, (size_t)n, BUF_BLOCK * 4);
     send_out_buffer(c);
 }
 
@@ -649,17 +706,17 @@ static void on_file_open(struct conn *c, int res)
 static void start_exchange(struct conn *c, const struct http_request *req)
 {
     exchange_reset(c);
-    c->cfg = c->w->cfg;
-    c->method = req->method_id;
-    c->minor_version = req->minor_version;
-    c->keep_alive = req->keep_alive && !c->w->draining;
-    c->expect_continue = req->expect_continue;
-    c->started = c->w->now;
-    c->req_body.in = req->body;
-    c->req_body.remaining = req->content_length;
-    c->req_body.done = req->body == HTTP_BODY_NONE ||
+    c->x->cfg = c->w->cfg;
+    c->x->method = req->method_id;
+    c->x->minor_version = req->minor_version;
+    c->x->keep_alive = req->keep_alive && !c->w->draining;
+    c->x->expect_continue = req->expect_continue;
+    c->x->started = c->w->now;
+    c->x->req_body.in = req->body;
+    c->x->req_body.remaining = req->content_length;
+    c->x->req_body.done = req->body == HTTP_BODY_NONE ||
                        (req->body == HTTP_BODY_LENGTH && req->content_length == 0);
-    c->req_body.out_chunked = req->body == HTTP_BODY_CHUNKED;
+    c->x->req_body.out_chunked = req->body == HTTP_BODY_CHUNKED;
 }
 
 struct conn *conn_new_detached(struct conn *parent, const struct http_request *req)
@@ -672,11 +729,13 @@ struct conn *conn_new_detached(struct conn *parent, const struct http_request *r
     memset(c, 0, sizeof(*c));
     c->w = w;
     c->fd = -1;
-    c->file_fd = -1;
     c->listener = parent->listener;
     c->listener_id = parent->listener_id;
-    memcpy(c->peer_ip, parent->peer_ip, sizeof(c->peer_ip));
     memcpy(c->peer_addr, parent->peer_addr, sizeof(c->peer_addr));
+    if (!conn_attach_exchange(c)) {
+        free(c);
+        return NULL;
+    }
     c->state = CS_HEAD;
     c->next = w->conns; /* listed: reloads see its listener and snapshot */
     if (w->conns)
@@ -684,10 +743,10 @@ struct conn *conn_new_detached(struct conn *parent, const struct http_request *r
     w->conns = c;
     w->n_conns++;
     start_exchange(c, req);
-    c->cfg = parent->cfg; /* the one parent's route belongs to */
-    c->route = parent->route;
-    c->keep_alive = false;
-    c->expect_continue = false;
+    c->x->cfg = parent->x->cfg; /* the one parent's route belongs to */
+    c->x->route = parent->x->route;
+    c->x->keep_alive = false;
+    c->x->expect_continue = false;
     exchange_begin(c, req->method, req->target, 0);
     request_id_set(c, NULL);
     return c;
@@ -748,18 +807,18 @@ static bool wants_websocket(const struct http_request *req)
 static bool authenticated(struct conn *c, const struct http_request *req, char *up_headers,
                           size_t cap)
 {
-    const struct jwt_conf *jwt = c->route->jwt;
+    const struct jwt_conf *jwt = c->x->route->jwt;
     char challenge[160];
     size_t len;
     int rc;
 
     if (!jwt)
         return true;
-    rc = jwt_filter_check(jwt, c->w->jwt_cache, req, (int64_t)time(NULL), &c->claims,
+    rc = jwt_filter_check(jwt, c->w->jwt_cache, req, (int64_t)time(NULL), &c->x->claims,
                           up_headers, cap, &len);
     if (rc == JWT_OK) {
-        c->up_headers = up_headers;
-        c->up_headers_len = len;
+        c->x->up_headers = up_headers;
+        c->x->up_headers_len = len;
         return true;
     }
     metrics_jwt_rejected(c->w->metrics, jwt->metrics_id, rc);
@@ -777,7 +836,7 @@ void conn_send_continue(struct conn *c)
 {
     static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
-    if (!c->expect_continue || c->req_body.done || buf_len(&c->in))
+    if (!c->x->expect_continue || c->x->req_body.done || buf_len(&c->in))
         return;
     if (c->tls)
         tls_io_write_raw(c, cont, sizeof(cont) - 1);
@@ -787,7 +846,7 @@ void conn_send_continue(struct conn *c)
 
 size_t conn_extra_headers(const struct conn *c, char *out, size_t cap)
 {
-    size_t n = ratelimit_headers(&c->rl, out, cap);
+    size_t n = ratelimit_headers(&c->x->rl, out, cap);
 
     return n + proxy_cache_status_header(c, out + n, cap - n);
 }
@@ -796,8 +855,8 @@ static void answer_rate_limited(struct conn *c)
 {
     char message[160];
 
-    metrics_ratelimit_rejected(c->w->metrics, c->rl.denied_by->metrics_id);
-    snprintf(message, sizeof(message), "rate limit '%s' exceeded", c->rl.denied_by->name);
+    metrics_ratelimit_rejected(c->w->metrics, c->x->rl.denied_by->metrics_id);
+    snprintf(message, sizeof(message), "rate limit '%s' exceeded", c->x->rl.denied_by->name);
     conn_respond_error(c, 429, message); /* RateLimit-* and Retry-After added there */
 }
 
@@ -811,8 +870,8 @@ static void on_limits_reply(void *arg, const redisReply *reply)
 {
     struct conn *c = arg;
 
-    c->limits_call = NULL;
-    c->limits = reply && ratelimit_redis_verdict(reply, c->route, c->limits_policies, &c->rl)
+    c->x->limits_call = NULL;
+    c->x->limits = reply && ratelimit_redis_verdict(reply, c->x->route, c->x->limits_policies, &c->x->rl)
                     ? LIMITS_ANSWERED
                     : LIMITS_UNANSWERED;
     resume_after_limits(c);
@@ -820,33 +879,33 @@ static void on_limits_reply(void *arg, const redisReply *reply)
 
 /* Sends the route's Redis policies to Redis and parks the request (true);
  * false when there is nothing to ask or Redis cannot be asked now
- * (c->limits says which). */
+ * (c->x->limits says which). */
 static bool ask_redis(struct conn *c, const struct http_request *req)
 {
     char *cmd;
     int len;
 
-    c->limits_policies = ratelimit_redis_policies(c->route, req, c->peer_ip, &c->claims);
-    if (!c->limits_policies)
+    c->x->limits_policies = ratelimit_redis_policies(c->x->route, req, c->x->peer_ip, &c->x->claims);
+    if (!c->x->limits_policies)
         return false;
-    c->limits = LIMITS_UNANSWERED;
-    len = ratelimit_redis_command(c->route, c->limits_policies, req, c->peer_ip, &c->claims, &cmd);
+    c->x->limits = LIMITS_UNANSWERED;
+    len = ratelimit_redis_command(c->x->route, c->x->limits_policies, req, c->x->peer_ip, &c->x->claims, &cmd);
     if (len < 0 || !c->w->redis)
         return false;
-    c->limits_call = redis_link_send(c->w->redis, cmd, (size_t)len, on_limits_reply, c);
-    if (!c->limits_call)
+    c->x->limits_call = redis_link_send(c->w->redis, cmd, (size_t)len, on_limits_reply, c);
+    if (!c->x->limits_call)
         return false;
-    c->limits = LIMITS_ASKED;
+    c->x->limits = LIMITS_ASKED;
     c->state = CS_LIMITS;
-    timer_arm(&c->w->timers, &c->timer, c->w->now + c->cfg->redis.timeout);
+    timer_arm(&c->w->timers, &c->timer, c->w->now + c->x->cfg->redis.timeout);
     return true;
 }
 
 static void count_backend_errors(struct conn *c)
 {
-    for (size_t i = 0; i < c->route->n_rate_limits; i++)
-        if (c->limits_policies & (1u << i))
-            metrics_ratelimit_backend_error(c->w->metrics, c->route->rate_limits[i]->metrics_id);
+    for (size_t i = 0; i < c->x->route->n_rate_limits; i++)
+        if (c->x->limits_policies & (1u << i))
+            metrics_ratelimit_backend_error(c->w->metrics, c->x->route->rate_limits[i]->metrics_id);
 }
 
 /* The request's Redis policies have been asked (or could not be): resume
@@ -856,20 +915,20 @@ static void resume_after_limits(struct conn *c)
     struct http_request req;
     struct http_error err;
 
-    if (c->limits_call) { /* too late: on_redis_error decides */
-        redis_link_forget(c->limits_call);
-        c->limits_call = NULL;
-        c->limits = LIMITS_UNANSWERED;
+    if (c->x->limits_call) { /* too late: on_redis_error decides */
+        redis_link_forget(c->x->limits_call);
+        c->x->limits_call = NULL;
+        c->x->limits = LIMITS_UNANSWERED;
     }
     c->state = CS_HEAD;
-    if (http1_parse_request(c->in.data + c->head_off, c->head_len, &req, &err) !=
-        (int)c->head_len) { /* cannot happen: the same bytes parsed before */
+    if (http1_parse_request(c->in.data + c->x->head_off, c->x->head_len, &req, &err) !=
+        (int)c->x->head_len) { /* cannot happen: the same bytes parsed before */
         conn_close(c);
         return;
     }
     route_request(c, &req);
-    c->up_headers = NULL;
-    c->up_headers_len = 0;
+    c->x->up_headers = NULL;
+    c->x->up_headers_len = 0;
 }
 
 enum admission { ADMITTED, ANSWERED, PARKED };
@@ -882,35 +941,35 @@ enum admission { ADMITTED, ANSWERED, PARKED };
 static enum admission limits_and_auth(struct conn *c, const struct http_request *req, char *up_headers,
                             size_t cap)
 {
-    bool resumed = c->limits != LIMITS_UNDECIDED;
+    bool resumed = c->x->limits != LIMITS_UNDECIDED;
     uint64_t now_us = clock_us();
 
     if (!resumed &&
-        !ratelimit_check(c->route, RATELIMIT_BEFORE_AUTH, req, c->peer_ip, NULL, now_us, &c->rl))
+        !ratelimit_check(c->x->route, RATELIMIT_BEFORE_AUTH, req, c->x->peer_ip, NULL, now_us, &c->x->rl))
         goto refused;
     if (!authenticated(c, req, up_headers, cap)) {
-        c->limits = LIMITS_UNDECIDED;
+        c->x->limits = LIMITS_UNDECIDED;
         return ANSWERED;
     }
     if (!resumed) {
-        if (!ratelimit_check(c->route, RATELIMIT_AFTER_AUTH, req, c->peer_ip, &c->claims, now_us,
-                             &c->rl))
+        if (!ratelimit_check(c->x->route, RATELIMIT_AFTER_AUTH, req, c->x->peer_ip, &c->x->claims, now_us,
+                             &c->x->rl))
             goto refused;
-        if (c->route->redis_limited && ask_redis(c, req))
+        if (c->x->route->redis_limited && ask_redis(c, req))
             return PARKED;
     }
-    if (c->limits == LIMITS_UNANSWERED) {
+    if (c->x->limits == LIMITS_UNANSWERED) {
         count_backend_errors(c);
-        if (!ratelimit_redis_fallback(c->route, c->limits_policies, req, c->peer_ip, &c->claims,
-                                      now_us, &c->rl))
+        if (!ratelimit_redis_fallback(c->x->route, c->x->limits_policies, req, c->x->peer_ip, &c->x->claims,
+                                      now_us, &c->x->rl))
             goto refused;
     }
-    c->limits = LIMITS_UNDECIDED;
-    if (c->rl.denied_by)
+    c->x->limits = LIMITS_UNDECIDED;
+    if (c->x->rl.denied_by)
         goto refused;
     return ADMITTED;
 refused:
-    c->limits = LIMITS_UNDECIDED;
+    c->x->limits = LIMITS_UNDECIDED;
     answer_rate_limited(c);
     return ANSWERED;
 }
@@ -922,7 +981,7 @@ static void route_request(struct conn *c, const struct http_request *req)
 
     if (c->w->shedding) {
         counter_add(&c->w->metrics->shed_requests, 1);
-        c->keep_alive = false;
+        c->x->keep_alive = false;
         conn_respond_error_with(c, 503, "the gateway is short of memory: retry shortly",
                                 "Retry-After: 1\r\n");
         return;
@@ -935,15 +994,15 @@ static void route_request(struct conn *c, const struct http_request *req)
         conn_respond_error(c, 413, "request body is larger than limits.max_body_bytes");
         return;
     }
-    if (c->limits == LIMITS_UNDECIDED)
-        c->route = router_match(c->w->cfg, req->host, req->path, req->method_id);
-    if (!c->route) {
+    if (c->x->limits == LIMITS_UNDECIDED)
+        c->x->route = router_match(c->w->cfg, req->host, req->path, req->method_id);
+    if (!c->x->route) {
         conn_respond_error(c, 404, "no route matches this request");
         return;
     }
     if (limits_and_auth(c, req, up_headers, sizeof(up_headers)) != ADMITTED)
         return;
-    if (c->route->websocket && wants_websocket(req)) {
+    if (c->x->route->websocket && wants_websocket(req)) {
         int status = websocket_handshake_check(req);
 
         if (status) {
@@ -958,29 +1017,29 @@ static void route_request(struct conn *c, const struct http_request *req)
                                     "Retry-After: 1\r\n");
             return;
         }
-        c->upgrade = true;
-        c->upgrade_proto = "websocket";
-    } else if (req->upgrade && !c->route->static_root) {
-        const char *proto = configured_upgrade(c->route, req);
+        c->x->upgrade = true;
+        c->x->upgrade_proto = "websocket";
+    } else if (req->upgrade && !c->x->route->static_root) {
+        const char *proto = configured_upgrade(c->x->route, req);
         if (proto) { /* another protocol this route tunnels: no handshake rules */
             if (!tunnel_reserve(c)) {
                 conn_respond_error_with(c, 503, "too many tunnels on this listener",
                                         "Retry-After: 1\r\n");
                 return;
             }
-            c->upgrade = true;
-            c->upgrade_proto = proto;
+            c->x->upgrade = true;
+            c->x->upgrade_proto = proto;
         }
     }
-    if (c->route->static_root) {
-        if (!c->req_body.done) {
+    if (c->x->route->static_root) {
+        if (!c->x->req_body.done) {
             conn_respond_error(c, 405, "static files take no request body");
             return;
         }
         serve_static(c, req);
         return;
     }
-    if (c->route->cache.enabled && proxy_cache_request(c, req))
+    if (c->x->route->cache.enabled && proxy_cache_request(c, req))
         return;
     if (body_collect_start(c, req))
         return;
@@ -1016,7 +1075,7 @@ static void process_head(struct conn *c)
         exchange_reset(c);
         exchange_begin(c, (struct http_str){"-", 1}, (struct http_str){"-", 1},
                        buf_len(&c->in));
-        c->keep_alive = false;
+        c->x->keep_alive = false;
         conn_respond_error(c, err.status, err.message);
         return;
     }
@@ -1024,7 +1083,7 @@ static void process_head(struct conn *c)
     exchange_begin(c, req.method, req.target, (size_t)n);
     request_id_set(c, &req);
     if ((size_t)n > lim->max_header_bytes) {
-        c->keep_alive = false;
+        c->x->keep_alive = false;
         conn_respond_error(c, 431, "request header section is larger than "
                                    "limits.max_header_bytes");
         return;
@@ -1032,12 +1091,12 @@ static void process_head(struct conn *c)
     /* Consumed before use: what follows the head is body or the next
      * request. req still points into c->in, which stays where it is
      * until the next receive is armed. */
-    c->head_off = c->in.start;
-    c->head_len = (uint32_t)n;
+    c->x->head_off = c->in.start;
+    c->x->head_len = (uint32_t)n;
     buf_consume(&c->in, (size_t)n);
     route_request(c, &req);
-    c->up_headers = NULL; /* they lived on route_request's stack */
-    c->up_headers_len = 0;
+    c->x->up_headers = NULL; /* they lived on route_request's stack */
+    c->x->up_headers_len = 0;
 }
 
 /* ---- completions ---- */
@@ -1049,7 +1108,7 @@ static void answer_plaintext_on_tls(struct conn *c)
     tls_io_free(c);
     c->in.start = c->in.end = 0;
     exchange_reset(c);
-    c->keep_alive = false;
+    c->x->keep_alive = false;
     conn_respond_error(c, 400, "plain HTTP request sent to a TLS port: use https://");
 }
 
@@ -1059,27 +1118,29 @@ static void on_recv(struct conn *c, struct io_uring_cqe *cqe)
     int res = cqe->res;
 
     c->recv_armed = false;
+    if (res > 0 && !c->closing && !conn_attach_exchange(c))
+        res = -ENOMEM; /* a request arriving, and no memory to answer it */
     if (cqe->flags & IORING_CQE_F_BUFFER) {
         unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
         const char *data = worker_buffer(c->w, bid);
 
         if (res > 0 && !c->closing && c->tls) {
             tls = tls_io_input(c, data, (size_t)res);
-        } else if (res > 0 && !c->closing && c->state == CS_TUNNEL && !c->tun_goodbye) {
-            c->held = true; /* sent on from the ring's buffer itself */
-            c->held_bid = (uint16_t)bid;
-            c->held_len = (uint32_t)res;
+        } else if (res > 0 && !c->closing && c->state == CS_TUNNEL && !c->x->tun_goodbye) {
+            c->x->held = true; /* sent on from the ring's buffer itself */
+            c->x->held_bid = (uint16_t)bid;
+            c->x->held_len = (uint32_t)res;
         } else if (res > 0 && !c->closing && c->state != CS_LINGER) {
             buf_append(&c->in, &c->w->pool, data, (size_t)res, head_limit(c));
         }
-        if (!c->held || c->held_bid != bid)
+        if (!c->x || !c->x->held || c->x->held_bid != bid)
             worker_recycle_buffer(c->w, bid);
     }
     if (c->closing)
         return;
     if (tls == TLS_IO_ERROR) {
         if (c->send_armed) /* the alert goes out first */
-            c->close_when_sent = true;
+            c->x->close_when_sent = true;
         else
             conn_close(c);
         return;
@@ -1138,7 +1199,7 @@ static void on_send(struct conn *c, int res)
         conn_close(c);
         return;
     }
-    if (c->close_when_sent) {
+    if (c->x->close_when_sent) {
         conn_close(c);
         return;
     }
@@ -1146,8 +1207,8 @@ static void on_send(struct conn *c, int res)
         if (!tls_io_on_sent(c, res))
             return;
     } else {
-        c->bytes_out += (uint64_t)res;
-        if (!outmsg_advance(&c->om, (size_t)res)) {
+        c->x->bytes_out += (uint64_t)res;
+        if (!outmsg_advance(&c->x->om, (size_t)res)) {
             conn_send(c);
             return;
         }
@@ -1174,7 +1235,7 @@ void conn_on_cqe(struct conn *c, enum op op, struct io_uring_cqe *cqe)
         on_send(c, cqe->res);
         break;
     case OP_DETACHED_SEND: /* as if the whole message had been sent */
-        on_send(c, (int)c->om.left);
+        on_send(c, (int)c->x->om.left);
         break;
     case OP_FILE_OPEN:
         if (c->closing && cqe->res >= 0)
@@ -1202,8 +1263,8 @@ void conn_on_timer(struct timer *t)
         if (c->tls && !c->tls_ready) {
             counter_add(&c->w->metrics->tls_failures[c->listener_id], 1);
             conn_close(c); /* handshake not finished within header_timeout */
-        } else if (c->got_bytes || c->requests == 0) {
-            c->keep_alive = false;
+        } else if ((c->got_bytes || c->requests == 0) && conn_attach_exchange(c)) {
+            c->x->keep_alive = false;
             conn_respond_error(c, 408, "request head not received within "
                                        "limits.header_timeout");
         } else {
@@ -1214,8 +1275,8 @@ void conn_on_timer(struct timer *t)
         proxy_on_timeout(c);
         break;
     case CS_BODY:
-        c->keep_alive = false;
-        buf_free(&c->held_head, &c->w->pool);
+        c->x->keep_alive = false;
+        buf_free(&c->x->held_head, &c->w->pool);
         conn_respond_error(c, 408, "request body not received within limits.idle_timeout");
         break;
     case CS_LIMITS:

@@ -67,34 +67,45 @@ struct redis_call;
 
 struct upconn;
 
+/* A client connection. Kept small: an idle keep-alive connection is this
+ * and nothing else (no buffer, no exchange); what a request needs lives in
+ * `struct exchange`, attached when bytes arrive and given back to the
+ * worker when the connection goes idle again. */
 struct conn {
     struct worker *w;
-    int fd;
+    struct exchange *x; /* NULL while idle (plain listeners) */
     const struct listener_conf *listener; /* NULL once a tunnel: reloads let go */
-    unsigned listener_id;                 /* metrics id, kept for the whole connection */
-    char peer_ip[46];
-    uint8_t peer_addr[16]; /* v4-mapped for IPv4 */
-    bool ip_counted;       /* holds a max_connections_per_ip slot */
     struct conn *prev, *next; /* worker->conns */
     struct timer timer;
-    int pending; /* operations in the ring */
+    struct buf in;          /* bytes from the client */
+    struct tls_conn *tls;   /* NULL on a plain listener */
+    size_t head_scanned;    /* bytes of an incomplete head already parsed */
+    int fd;
+    unsigned listener_id;   /* metrics id, kept for the whole connection */
+    int pending;            /* operations in the ring */
+    unsigned requests;
+    uint8_t peer_addr[16];  /* v4-mapped for IPv4 */
+    enum conn_state state;
+    bool ip_counted;  /* holds a max_connections_per_ip slot */
     bool closing;
     bool recv_armed;
     bool send_armed;
-    enum conn_state state;
-    struct buf in;  /* bytes from the client */
+    bool tls_ready;   /* handshake done */
+    bool got_bytes;   /* some of the current request has arrived */
+    bool in_exchange; /* a request is being answered: count it when done */
+} __attribute__((aligned(16)));
+
+/* Everything a connection needs while it has a request (or a TLS
+ * session, or a tunnel): from the worker's free list. */
+struct exchange {
+    struct exchange *next_free;
+    char peer_ip[46];
     struct buf out; /* own answers and response heads */
     struct outmsg om;
     size_t consume_after_send; /* bytes of the relay source to drop once sent */
-    struct tls_conn *tls;      /* NULL on a plain listener */
     struct outmsg om_tls;      /* ciphertext being sent */
-    bool tls_ready;            /* handshake done */
-    bool tls_plain_sending;    /* c->om is going through the engine */
+    bool tls_plain_sending;    /* c->x->om is going through the engine */
     bool close_when_sent;      /* a TLS alert is on its way: close after it */
-    unsigned requests;
-    bool got_bytes;   /* some of the current request has arrived */
-    size_t head_scanned; /* bytes of an incomplete head already parsed */
-    bool in_exchange; /* a request is being answered: count it when done */
 
     /* The current exchange. */
     const struct config *cfg;
@@ -204,6 +215,10 @@ struct upconn {
 
 /* conn.c */
 void conn_accept(struct worker *w, struct listen_socket *ls, int fd);
+/* An exchange for c (kept if it has one); false when out of memory. */
+bool conn_attach_exchange(struct conn *c);
+/* Gives c's exchange back to the worker (idle, or closed). */
+void conn_detach_exchange(struct conn *c);
 void conn_on_cqe(struct conn *c, enum op op, struct io_uring_cqe *cqe);
 void conn_on_timer(struct timer *t);
 void conn_close(struct conn *c);
@@ -239,8 +254,8 @@ void proxy_start(struct conn *c, const struct http_request *req);
  * final CRLF when hold_framing (the body's length is not known yet). */
 bool proxy_build_head(struct conn *c, const struct http_request *req, struct buf *out,
                       bool hold_framing);
-/* Forwards a request whose head was built into c->held_head and whose
- * body (c->req_body) is in c->in. */
+/* Forwards a request whose head was built into c->x->held_head and whose
+ * body (c->x->req_body) is in c->in. */
 void proxy_start_held(struct conn *c);
 /* The request's key hashed for balance: hash (0 for other balancers). */
 uint64_t proxy_key_hash(const struct conn *c, const struct http_request *req);
@@ -270,9 +285,9 @@ bool tls_io_start(struct conn *c);
 void tls_io_free(struct conn *c);
 /* Ciphertext received: handshake, then plaintext appended to c->in. */
 enum tls_io_result tls_io_input(struct conn *c, const char *data, size_t len);
-/* conn_send for TLS connections: c->om through the engine. */
+/* conn_send for TLS connections: c->x->om through the engine. */
 void tls_io_send(struct conn *c);
-/* A ciphertext send completed (res > 0); true when c->om is all sent. */
+/* A ciphertext send completed (res > 0); true when c->x->om is all sent. */
 bool tls_io_on_sent(struct conn *c, int res);
 void tls_io_flush(struct conn *c);
 /* Shared with upstream connections: the engine's pending ciphertext into

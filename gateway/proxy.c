@@ -96,7 +96,7 @@ static bool dropped_upstream(const struct conn *c, const struct http_request *re
                              struct http_str name)
 {
     return http1_is_hop_by_hop(name) || http1_str_is(name, "content-length") ||
-           jwt_filter_forwards_header(c->route->jwt, name) ||
+           jwt_filter_forwards_header(c->x->route->jwt, name) ||
            http1_str_is(name, "expect") || http1_str_is(name, "x-forwarded-for") ||
            http1_str_is(name, "x-forwarded-proto") || http1_str_is(name, "x-forwarded-host") ||
            http1_str_is(name, "x-request-id") || named_in_connection(req->headers, req->n_headers, name);
@@ -145,23 +145,23 @@ bool proxy_build_head(struct conn *c, const struct http_request *req, struct buf
         first_xff = false;
     }
     n = snprintf(line, sizeof(line), "%s%s\r\nX-Forwarded-Proto: %s\r\nX-Request-Id: %s\r\n",
-                 first_xff ? "" : ", ", c->peer_ip, c->tls ? "https" : "http", c->request_id);
+                 first_xff ? "" : ", ", c->x->peer_ip, c->tls ? "https" : "http", c->x->request_id);
     ok &= put(out, pool, line, (size_t)n);
     if (host) {
         ok &= put(out, pool, "X-Forwarded-Host: ", 18);
         ok &= put_str(out, pool, host->value);
         ok &= put(out, pool, "\r\n", 2);
     } else { /* an HTTP/1.0 client: HTTP/1.1 upstream needs a Host */
-        n = snprintf(line, sizeof(line), "Host: %s\r\n", c->route->upstream->endpoints[0].text);
+        n = snprintf(line, sizeof(line), "Host: %s\r\n", c->x->route->upstream->endpoints[0].text);
         ok &= put(out, pool, line, (size_t)n);
     }
-    if (c->upgrade) {
+    if (c->x->upgrade) {
         n = snprintf(line, sizeof(line), "Connection: Upgrade\r\nUpgrade: %s\r\n",
-                     c->upgrade_proto);
+                     c->x->upgrade_proto);
         ok &= put(out, pool, line, (size_t)n);
     }
-    if (c->up_headers_len)
-        ok &= put(out, pool, c->up_headers, c->up_headers_len);
+    if (c->x->up_headers_len)
+        ok &= put(out, pool, c->x->up_headers, c->x->up_headers_len);
     if (hold_framing)
         return ok;
     if (req->body == HTTP_BODY_LENGTH)
@@ -179,10 +179,10 @@ bool proxy_build_head(struct conn *c, const struct http_request *req, struct buf
 
 static void detach_upstream(struct conn *c, bool reusable)
 {
-    if (!c->up)
+    if (!c->x->up)
         return;
-    upstream_release(c->up, reusable);
-    c->up = NULL;
+    upstream_release(c->x->up, reusable);
+    c->x->up = NULL;
 }
 
 void proxy_abort(struct conn *c)
@@ -193,7 +193,7 @@ void proxy_abort(struct conn *c)
 static void fail(struct conn *c, int status, const char *message)
 {
     detach_upstream(c, false);
-    if (c->resp_started) { /* part of the answer is out: only closing is honest */
+    if (c->x->resp_started) { /* part of the answer is out: only closing is honest */
         conn_close(c);
         return;
     }
@@ -213,37 +213,37 @@ static void arm_timeout(struct conn *c, uint64_t ms)
 
 static void send_request_part(struct conn *c)
 {
-    struct upconn *up = c->up;
+    struct upconn *up = c->x->up;
     int error;
 
     outmsg_reset(&up->om);
-    if (!c->req_sent && buf_len(&up->out)) {
+    if (!c->x->req_sent && buf_len(&up->out)) {
         outmsg_add(&up->om, buf_head(&up->out), buf_len(&up->out));
         up->out.start = up->out.end; /* kept in memory for a retry */
     }
-    body_relay_take(&c->req_body, &c->in, false, &up->om, &c->consume_after_send, &error);
+    body_relay_take(&c->x->req_body, &c->in, false, &up->om, &c->x->consume_after_send, &error);
     if (error) {
         detach_upstream(c, false);
-        c->keep_alive = false;
+        c->x->keep_alive = false;
         conn_respond_error(c, 400, "malformed chunked request body");
         return;
     }
-    if (c->req_body.wire - c->req_body.total > CHUNK_FRAMING_LIMIT) {
+    if (c->x->req_body.wire - c->x->req_body.total > CHUNK_FRAMING_LIMIT) {
         detach_upstream(c, false);
-        c->keep_alive = false;
+        c->x->keep_alive = false;
         conn_respond_error(c, 400, "chunked framing (extensions, trailers) too large");
         return;
     }
-    if (c->req_body.total > c->cfg->limits.max_body_bytes) {
+    if (c->x->req_body.total > c->x->cfg->limits.max_body_bytes) {
         detach_upstream(c, false);
-        c->keep_alive = false;
+        c->x->keep_alive = false;
         conn_respond_error(c, 413, "request body is larger than limits.max_body_bytes");
         return;
     }
     if (up->om.left == 0) { /* nothing yet, or framing only: wait for the client */
-        buf_consume(&c->in, c->consume_after_send);
-        c->consume_after_send = 0;
-        arm_timeout(c, c->cfg->limits.idle_timeout);
+        buf_consume(&c->in, c->x->consume_after_send);
+        c->x->consume_after_send = 0;
+        arm_timeout(c, c->x->cfg->limits.idle_timeout);
         conn_arm_recv(c);
         return;
     }
@@ -255,15 +255,15 @@ static void send_request_part(struct conn *c)
 static void attach(struct conn *c, struct upconn *up)
 {
     up->client = c;
-    c->up = up;
-    c->log_upstream = upstream_endpoint_name(up);
-    c->up_started_us = clock_us();
+    c->x->up = up;
+    c->x->log_upstream = upstream_endpoint_name(up);
+    c->x->up_started_us = clock_us();
 }
 
 static void answer_unavailable(struct conn *c, enum acquire_error why)
 {
     char retry_after[48];
-    unsigned seconds = (unsigned)((c->route->upstream->circuit.open_for + 999) / 1000);
+    unsigned seconds = (unsigned)((c->x->route->upstream->circuit.open_for + 999) / 1000);
 
     if (why == ACQUIRE_FAILED) {
         fail(c, 502, "cannot open a connection to the upstream");
@@ -293,10 +293,10 @@ static bool idempotent(enum http_method m)
  * avoid is -1), moving the request head over. */
 static void resend(struct conn *c, int avoid)
 {
-    struct upconn *old = c->up, *up;
+    struct upconn *old = c->x->up, *up;
     enum acquire_error why;
 
-    up = upstream_acquire(c->w, c->route->upstream, avoid, false, c->key_hash, &why);
+    up = upstream_acquire(c->w, c->x->route->upstream, avoid, false, c->x->key_hash, &why);
     if (!up) {
         answer_unavailable(c, why);
         return;
@@ -306,11 +306,11 @@ static void resend(struct conn *c, int avoid)
     memset(&old->out, 0, sizeof(old->out));
     detach_upstream(c, false);
     attach(c, up);
-    c->req_sent = false;
-    c->resp_head = false;
-    buf_free(&c->out, &c->w->pool); /* 1xx heads of the failed attempt */
-    c->attempts++;
-    arm_timeout(c, c->route->upstream->connect_timeout + c->route->upstream->timeout);
+    c->x->req_sent = false;
+    c->x->resp_head = false;
+    buf_free(&c->x->out, &c->w->pool); /* 1xx heads of the failed attempt */
+    c->x->attempts++;
+    arm_timeout(c, c->x->route->upstream->connect_timeout + c->x->route->upstream->timeout);
     if (up->connected)
         send_request_part(c);
 }
@@ -320,8 +320,8 @@ static void resend(struct conn *c, int avoid)
  * origin never saw it). */
 static bool stale_connection(const struct conn *c)
 {
-    return c->up->reused && c->req_body.in == HTTP_BODY_NONE && !c->resp_head &&
-           buf_len(&c->up->in) == 0;
+    return c->x->up->reused && c->x->req_body.in == HTTP_BODY_NONE && !c->x->resp_head &&
+           buf_len(&c->x->up->in) == 0;
 }
 
 static unsigned retry_condition(const struct conn *c, enum upstream_outcome outcome, int status)
@@ -330,7 +330,7 @@ static unsigned retry_condition(const struct conn *c, enum upstream_outcome outc
     case OUTCOME_CONNECT_FAILURE:
         return RETRY_CONNECT_FAILURE;
     case OUTCOME_TIMEOUT:
-        return c->up->connected ? RETRY_TIMEOUT : RETRY_CONNECT_FAILURE;
+        return c->x->up->connected ? RETRY_TIMEOUT : RETRY_CONNECT_FAILURE;
     case OUTCOME_HTTP_5XX:
         return status == 502 ? RETRY_502 : status == 503 ? RETRY_503 : status == 504 ? RETRY_504 : 0;
     default:
@@ -343,16 +343,16 @@ static unsigned retry_condition(const struct conn *c, enum upstream_outcome outc
  * idempotent without a body; never once the answer has started. */
 static bool may_retry(struct conn *c, enum upstream_outcome outcome, int status)
 {
-    const struct upstream_conf *u = c->route->upstream;
-    bool reached = c->up->connected;
+    const struct upstream_conf *u = c->x->route->upstream;
+    bool reached = c->x->up->connected;
 
-    if (c->resp_started || c->attempts >= u->retries.attempts)
+    if (c->x->resp_started || c->x->attempts >= u->retries.attempts)
         return false;
     if (!(u->retries.on & retry_condition(c, outcome, status)))
         return false;
-    if (reached && (!idempotent(c->method) || c->req_body.in != HTTP_BODY_NONE))
+    if (reached && (!idempotent(c->x->method) || c->x->req_body.in != HTTP_BODY_NONE))
         return false;
-    return upstream_retry_allowed(c->up);
+    return upstream_retry_allowed(c->x->up);
 }
 
 /* The origin failed this attempt: counted, reported to the breaker,
@@ -360,12 +360,12 @@ static bool may_retry(struct conn *c, enum upstream_outcome outcome, int status)
 static void upstream_fail(struct conn *c, enum upstream_outcome outcome, int status,
                           const char *message)
 {
-    struct upconn *up = c->up;
+    struct upconn *up = c->x->up;
 
-    metrics_upstream(c->w->metrics, c->route->upstream, up->ep, outcome,
-                     clock_us() - c->up_started_us);
+    metrics_upstream(c->w->metrics, c->x->route->upstream, up->ep, outcome,
+                     clock_us() - c->x->up_started_us);
     upstream_report(up, false);
-    log_warn("upstream %s (%s): %s", c->route->upstream->name, upstream_endpoint_name(up),
+    log_warn("upstream %s (%s): %s", c->x->route->upstream->name, upstream_endpoint_name(up),
              message);
     if (may_retry(c, outcome, status)) {
         resend(c, (int)up->ep);
@@ -376,12 +376,12 @@ static void upstream_fail(struct conn *c, enum upstream_outcome outcome, int sta
 
 uint64_t proxy_key_hash(const struct conn *c, const struct http_request *req)
 {
-    const struct upstream_conf *u = c->route->upstream;
+    const struct upstream_conf *u = c->x->route->upstream;
     const char *key;
     size_t len;
 
     if (u->balance != BALANCE_HASH ||
-        !request_key(u->hash_key, u->hash_key_arg, c->route, req, c->peer_ip, &c->claims, &key,
+        !request_key(u->hash_key, u->hash_key_arg, c->x->route, req, c->x->peer_ip, &c->x->claims, &key,
                      &len))
         return 0;
     return balance_hash(key, len);
@@ -389,20 +389,20 @@ uint64_t proxy_key_hash(const struct conn *c, const struct http_request *req)
 
 void proxy_start(struct conn *c, const struct http_request *req)
 {
-    const struct upstream_conf *u = c->route->upstream;
+    const struct upstream_conf *u = c->x->route->upstream;
     enum acquire_error why;
     struct upconn *up;
 
     c->state = CS_PROXY;
-    c->key_hash = proxy_key_hash(c, req);
-    up = upstream_acquire(c->w, u, -1, true, c->key_hash, &why);
+    c->x->key_hash = proxy_key_hash(c, req);
+    up = upstream_acquire(c->w, u, -1, true, c->x->key_hash, &why);
     if (!up) {
         answer_unavailable(c, why);
         return;
     }
     attach(c, up);
     if (!proxy_build_head(c, req, &up->out, false)) {
-        c->keep_alive = false;
+        c->x->keep_alive = false;
         fail(c, 431, "request head too large to forward");
         return;
     }
@@ -414,20 +414,20 @@ void proxy_start(struct conn *c, const struct http_request *req)
 
 void proxy_start_held(struct conn *c)
 {
-    const struct upstream_conf *u = c->route->upstream;
+    const struct upstream_conf *u = c->x->route->upstream;
     enum acquire_error why;
     struct upconn *up;
 
     c->state = CS_PROXY;
-    up = upstream_acquire(c->w, u, -1, true, c->key_hash, &why);
+    up = upstream_acquire(c->w, u, -1, true, c->x->key_hash, &why);
     if (!up) {
         answer_unavailable(c, why);
         return;
     }
     attach(c, up);
     buf_free(&up->out, &c->w->pool);
-    up->out = c->held_head; /* moved: the connection owns it now */
-    memset(&c->held_head, 0, sizeof(c->held_head));
+    up->out = c->x->held_head; /* moved: the connection owns it now */
+    memset(&c->x->held_head, 0, sizeof(c->x->held_head));
     arm_timeout(c, u->connect_timeout + u->timeout);
     if (up->connected)
         send_request_part(c);
@@ -456,10 +456,10 @@ void proxy_on_upstream_sent(struct conn *c, int res)
         return;
     }
     if (res < 0) {
-        if (buf_len(&c->up->in)) { /* the origin answered early, then closed */
-            c->req_sent = true;
-            c->req_body.done = true;
-            c->keep_alive = false;
+        if (buf_len(&c->x->up->in)) { /* the origin answered early, then closed */
+            c->x->req_sent = true;
+            c->x->req_body.done = true;
+            c->x->keep_alive = false;
             process_response(c);
         } else if (stale_connection(c)) {
             resend(c, -1);
@@ -469,22 +469,22 @@ void proxy_on_upstream_sent(struct conn *c, int res)
         }
         return;
     }
-    buf_consume(&c->in, c->consume_after_send);
-    c->consume_after_send = 0;
-    if (!c->req_body.done) {
-        c->req_sent = false;
+    buf_consume(&c->in, c->x->consume_after_send);
+    c->x->consume_after_send = 0;
+    if (!c->x->req_body.done) {
+        c->x->req_sent = false;
         send_request_part(c);
         return;
     }
-    c->req_sent = true;
-    arm_timeout(c, c->route->upstream->timeout);
-    if (buf_len(&c->up->in) || c->up->eof)
+    c->x->req_sent = true;
+    arm_timeout(c, c->x->route->upstream->timeout);
+    if (buf_len(&c->x->up->in) || c->x->up->eof)
         process_response(c);
 }
 
 void proxy_on_client_data(struct conn *c)
 {
-    if (c->up && !c->req_body.done)
+    if (c->x->up && !c->x->req_body.done)
         send_request_part(c);
 }
 
@@ -502,7 +502,7 @@ static bool dropped_downstream(const struct http_response *resp, struct http_str
 static bool build_response_head(struct conn *c, const struct http_response *resp)
 {
     struct buf_pool *pool = &c->w->pool;
-    struct buf *out = &c->out;
+    struct buf *out = &c->x->out;
     char line[512];
     bool ok = true;
     int n;
@@ -524,14 +524,14 @@ static bool build_response_head(struct conn *c, const struct http_response *resp
     if (resp->status >= 200 && resp->body == HTTP_BODY_LENGTH)
         n = snprintf(line, sizeof(line), "Content-Length: %llu\r\n",
                      (unsigned long long)resp->content_length);
-    else if (c->resp_body.out_chunked)
+    else if (c->x->resp_body.out_chunked)
         n = snprintf(line, sizeof(line), "Transfer-Encoding: chunked\r\n");
     if (resp->status == 101)
         n += snprintf(line + n, sizeof(line) - (size_t)n,
-                      "Connection: Upgrade\r\nUpgrade: %s\r\n", c->upgrade_proto);
-    else if (resp->status >= 200 && !c->keep_alive)
+                      "Connection: Upgrade\r\nUpgrade: %s\r\n", c->x->upgrade_proto);
+    else if (resp->status >= 200 && !c->x->keep_alive)
         n += snprintf(line + n, sizeof(line) - (size_t)n, "Connection: close\r\n");
-    else if (resp->status >= 200 && c->minor_version == 0)
+    else if (resp->status >= 200 && c->x->minor_version == 0)
         n += snprintf(line + n, sizeof(line) - (size_t)n, "Connection: keep-alive\r\n");
     if (resp->status >= 200)
         n += (int)conn_extra_headers(c, line + n, sizeof(line) - (size_t)n - 3);
@@ -542,7 +542,7 @@ static bool build_response_head(struct conn *c, const struct http_response *resp
 
 static void response_framing(struct conn *c, const struct http_response *resp)
 {
-    struct body_relay *r = &c->resp_body;
+    struct body_relay *r = &c->x->resp_body;
 
     memset(r, 0, sizeof(*r));
     r->in = resp->body;
@@ -550,13 +550,13 @@ static void response_framing(struct conn *c, const struct http_response *resp)
     r->done = resp->body == HTTP_BODY_NONE ||
               (resp->body == HTTP_BODY_LENGTH && resp->content_length == 0);
     if (resp->body == HTTP_BODY_CHUNKED || resp->body == HTTP_BODY_TO_EOF) {
-        if (c->minor_version >= 1)
+        if (c->x->minor_version >= 1)
             r->out_chunked = true;
         else
-            c->keep_alive = false; /* HTTP/1.0: the end is the close */
+            c->x->keep_alive = false; /* HTTP/1.0: the end is the close */
     }
-    c->up_reusable = resp->keep_alive;
-    c->status = resp->status;
+    c->x->up_reusable = resp->keep_alive;
+    c->x->status = resp->status;
 }
 
 /* The origin's 101 to a WebSocket handshake: the answer goes to the client
@@ -567,21 +567,21 @@ static bool switch_protocols(struct conn *c, const struct http_response *resp, s
     const struct http_header *upgrade =
         http1_find_header(resp->headers, resp->n_headers, "upgrade");
 
-    if (!c->upgrade || !upgrade || !http1_has_token(upgrade->value, c->upgrade_proto)) {
+    if (!c->x->upgrade || !upgrade || !http1_has_token(upgrade->value, c->x->upgrade_proto)) {
         upstream_fail(c, OUTCOME_INVALID, 502, "upstream switched protocols unasked");
         return false;
     }
-    c->status = 101;
-    c->resp_head = true;
-    upstream_report(c->up, true);
-    c->upstream_us = clock_us() - c->up_started_us;
-    metrics_upstream(c->w->metrics, c->route->upstream, c->up->ep, OUTCOME_SUCCESS,
-                     c->upstream_us);
+    c->x->status = 101;
+    c->x->resp_head = true;
+    upstream_report(c->x->up, true);
+    c->x->upstream_us = clock_us() - c->x->up_started_us;
+    metrics_upstream(c->w->metrics, c->x->route->upstream, c->x->up->ep, OUTCOME_SUCCESS,
+                     c->x->upstream_us);
     if (!build_response_head(c, resp)) {
         upstream_fail(c, OUTCOME_INVALID, 502, "upstream response head too large");
         return false;
     }
-    buf_consume(&c->up->in, head_len);
+    buf_consume(&c->x->up->in, head_len);
     tunnel_start(c);
     return false;
 }
@@ -594,17 +594,17 @@ static bool origin_failing(int status)
     return status == 500 || status == 502 || status == 503 || status == 504;
 }
 
-/* Parses response heads in c->up->in: 1xx ones are queued for the client,
+/* Parses response heads in c->x->up->in: 1xx ones are queued for the client,
  * the final one sets the framing. false when more bytes are needed or the
  * exchange has failed. */
 static bool take_response_head(struct conn *c)
 {
-    struct upconn *up = c->up;
+    struct upconn *up = c->x->up;
 
-    while (!c->resp_head) {
+    while (!c->x->resp_head) {
         struct http_response resp;
         struct http_error err;
-        int n = http1_parse_response(buf_head(&up->in), buf_len(&up->in), c->method, &resp, &err);
+        int n = http1_parse_response(buf_head(&up->in), buf_len(&up->in), c->x->method, &resp, &err);
 
         if (n == HTTP_INCOMPLETE) {
             if (up->eof && buf_len(&up->in) == 0 && stale_connection(c))
@@ -626,20 +626,20 @@ static bool take_response_head(struct conn *c)
             return switch_protocols(c, &resp, (size_t)n);
         if (resp.status >= 500 && may_retry(c, OUTCOME_HTTP_5XX, resp.status)) {
             /* Retried: this answer is dropped with its connection. */
-            metrics_upstream(c->w->metrics, c->route->upstream, up->ep, OUTCOME_HTTP_5XX,
-                             clock_us() - c->up_started_us);
+            metrics_upstream(c->w->metrics, c->x->route->upstream, up->ep, OUTCOME_HTTP_5XX,
+                             clock_us() - c->x->up_started_us);
             upstream_report(up, false);
             resend(c, (int)up->ep);
             return false;
         }
         if (resp.status >= 200) {
             response_framing(c, &resp);
-            c->upstream_us = clock_us() - c->up_started_us;
-            metrics_upstream(c->w->metrics, c->route->upstream, up->ep,
+            c->x->upstream_us = clock_us() - c->x->up_started_us;
+            metrics_upstream(c->w->metrics, c->x->route->upstream, up->ep,
                              resp.status >= 500 ? OUTCOME_HTTP_5XX : OUTCOME_SUCCESS,
-                             c->upstream_us);
+                             c->x->upstream_us);
             upstream_report(up, !origin_failing(resp.status));
-            if (c->cx && proxy_cache_on_response(c, &resp)) { /* answered from the cache */
+            if (c->x->cx && proxy_cache_on_response(c, &resp)) { /* answered from the cache */
                 buf_consume(&up->in, (size_t)n);
                 detach_upstream(c, resp.body == HTTP_BODY_NONE && resp.keep_alive);
                 proxy_cache_answer(c);
@@ -651,7 +651,7 @@ static bool take_response_head(struct conn *c)
             return false;
         }
         buf_consume(&up->in, (size_t)n);
-        c->resp_head = resp.status >= 200;
+        c->x->resp_head = resp.status >= 200;
     }
     return true;
 }
@@ -660,57 +660,57 @@ static bool take_response_head(struct conn *c)
  * finish, go on with what is buffered, or wait for the origin. */
 static void response_continue(struct conn *c)
 {
-    struct upconn *up = c->up;
+    struct upconn *up = c->x->up;
 
-    buf_consume(&up->in, c->consume_after_send);
-    c->consume_after_send = 0;
-    if (c->resp_body.done) {
-        detach_upstream(c, c->up_reusable && c->resp_body.in != HTTP_BODY_TO_EOF);
+    buf_consume(&up->in, c->x->consume_after_send);
+    c->x->consume_after_send = 0;
+    if (c->x->resp_body.done) {
+        detach_upstream(c, c->x->up_reusable && c->x->resp_body.in != HTTP_BODY_TO_EOF);
         conn_exchange_done(c);
     } else if (buf_len(&up->in)) {
         process_response(c);
     } else if (up->eof) {
-        log_warn("upstream %s: closed in the middle of a response", c->route->upstream->name);
+        log_warn("upstream %s: closed in the middle of a response", c->x->route->upstream->name);
         fail(c, 502, "upstream closed the connection in the middle of the response");
     } else {
         upstream_arm_recv(up);
-        arm_timeout(c, c->route->upstream->timeout);
+        arm_timeout(c, c->x->route->upstream->timeout);
     }
 }
 
 static void process_response(struct conn *c)
 {
     struct upconn *up;
-    uint64_t before = c->resp_body.total;
+    uint64_t before = c->x->resp_body.total;
     int error;
 
-    if (!c->resp_head && !take_response_head(c))
+    if (!c->x->resp_head && !take_response_head(c))
         return;
-    up = c->up;
-    outmsg_reset(&c->om);
-    if (buf_len(&c->out))
-        outmsg_add(&c->om, buf_head(&c->out), buf_len(&c->out));
-    body_relay_take(&c->resp_body, &up->in, up->eof, &c->om, &c->consume_after_send, &error);
+    up = c->x->up;
+    outmsg_reset(&c->x->om);
+    if (buf_len(&c->x->out))
+        outmsg_add(&c->x->om, buf_head(&c->x->out), buf_len(&c->x->out));
+    body_relay_take(&c->x->resp_body, &up->in, up->eof, &c->x->om, &c->x->consume_after_send, &error);
     if (error) {
-        log_warn("upstream %s: malformed chunked response body", c->route->upstream->name);
+        log_warn("upstream %s: malformed chunked response body", c->x->route->upstream->name);
         fail(c, 502, "malformed chunked response body from the upstream");
         return;
     }
-    if (c->cx) /* decoded in place: the body bytes start at the buffer's head */
-        proxy_cache_on_body(c, buf_head(&up->in), (size_t)(c->resp_body.total - before),
-                            c->resp_body.done);
-    if (c->om.left == 0) { /* framing only, or the end with nothing to add */
+    if (c->x->cx) /* decoded in place: the body bytes start at the buffer's head */
+        proxy_cache_on_body(c, buf_head(&up->in), (size_t)(c->x->resp_body.total - before),
+                            c->x->resp_body.done);
+    if (c->x->om.left == 0) { /* framing only, or the end with nothing to add */
         response_continue(c);
         return;
     }
-    c->resp_started = true;
-    arm_timeout(c, c->cfg->limits.idle_timeout);
+    c->x->resp_started = true;
+    arm_timeout(c, c->x->cfg->limits.idle_timeout);
     conn_send(c);
 }
 
 void proxy_on_client_sent(struct conn *c)
 {
-    buf_consume(&c->out, buf_len(&c->out));
+    buf_consume(&c->x->out, buf_len(&c->x->out));
     response_continue(c);
 }
 
@@ -720,19 +720,19 @@ void proxy_on_upstream_data(struct conn *c, int res)
         tunnel_on_upstream_data(c, res);
         return;
     }
-    (void)res; /* the bytes are in c->up->in; up->eof tells the end */
-    if (!c->req_sent || c->send_armed)
+    (void)res; /* the bytes are in c->x->up->in; up->eof tells the end */
+    if (!c->x->req_sent || c->send_armed)
         return; /* taken up when the current send completes */
     process_response(c);
 }
 
 void proxy_on_timeout(struct conn *c)
 {
-    if (!c->req_sent && !c->up)
+    if (!c->x->req_sent && !c->x->up)
         conn_close(c);
-    else if (!c->req_sent && !c->req_body.done)
+    else if (!c->x->req_sent && !c->x->req_body.done)
         fail(c, 408, "request body not received in time");
-    else if (!c->resp_head)
+    else if (!c->x->resp_head)
         upstream_fail(c, OUTCOME_TIMEOUT, 504, "upstream did not answer within its timeout");
     else
         fail(c, 504, "upstream stalled in the middle of the response");

@@ -1,7 +1,7 @@
 /* The shared HTTP cache on the proxy path (see proxy_cache.h).
  *
  * A request on a cache route is looked up before it is forwarded. A hit is
- * answered from the object's memory: the head is built in c->out and the
+ * answered from the object's memory: the head is built in c->x->out and the
  * body goes out in iovecs pointing into the object (which stays referenced
  * until the send has completed), through the TLS engine when there is one.
  * A miss or a revalidation that owns the key's fill is forwarded without
@@ -33,7 +33,7 @@
 
 #define KEY_MAX 4096            /* longer URLs are not cached */
 #define SEND_BATCH (256 * 1024) /* body bytes per send: the idle timeout re-arms */
-#define HEAD_LIMIT (256 * 1024) /* the answer's head in c->out */
+#define HEAD_LIMIT (256 * 1024) /* the answer's head in c->x->out */
 #define OUT_IOVS (sizeof(((struct outmsg *)0)->iov) / sizeof(struct iovec))
 
 struct cache_exchange {
@@ -121,18 +121,18 @@ static struct cache_defaults defaults_of(const struct route_conf *r)
 
 static void count(struct conn *c, enum cache_outcome outcome)
 {
-    if (c->cache_counted) return;
-    c->cache_counted = true;
+    if (c->x->cache_counted) return;
+    c->x->cache_counted = true;
     metrics_cache_request(c->w->metrics, outcome);
 }
 
 static void set_status(struct conn *c, enum cache_fwd fwd, int fwd_status, const char *detail)
 {
-    memset(&c->cache_st, 0, sizeof(c->cache_st));
-    c->cache_st.fwd = fwd;
-    c->cache_st.fwd_status = fwd_status;
-    c->cache_st.detail = detail;
-    c->cache_st_set = true;
+    memset(&c->x->cache_st, 0, sizeof(c->x->cache_st));
+    c->x->cache_st.fwd = fwd;
+    c->x->cache_st.fwd_status = fwd_status;
+    c->x->cache_st.detail = detail;
+    c->x->cache_st_set = true;
 }
 
 size_t proxy_cache_status_header(const struct conn *c, char *out, size_t cap)
@@ -140,8 +140,8 @@ size_t proxy_cache_status_header(const struct conn *c, char *out, size_t cap)
     static const char name[] = "Cache-Status: ";
     size_t n;
 
-    if (!c->cache_st_set || cap < sizeof(name) + 3) return 0;
-    n = cache_status_format(&c->cache_st, out + sizeof(name) - 1, cap - sizeof(name) - 2);
+    if (!c->x->cache_st_set || cap < sizeof(name) + 3) return 0;
+    n = cache_status_format(&c->x->cache_st, out + sizeof(name) - 1, cap - sizeof(name) - 2);
     if (n >= cap - sizeof(name) - 2) return 0;
     memcpy(out, name, sizeof(name) - 1);
     memcpy(out + sizeof(name) - 1 + n, "\r\n", 3);
@@ -165,8 +165,8 @@ static const char *cx_head(const struct cache_exchange *cx)
 static struct cache_exchange *cx_new(struct conn *c, const struct conn *src, const char *key,
                                      size_t key_len, bool with_head)
 {
-    size_t head_len = with_head ? src->head_len : 0;
-    size_t up_len = with_head ? src->up_headers_len : 0;
+    size_t head_len = with_head ? src->x->head_len : 0;
+    size_t up_len = with_head ? src->x->up_headers_len : 0;
     struct cache_exchange *cx = calloc(1, sizeof(*cx) + key_len + head_len + up_len);
 
     if (!cx) return NULL;
@@ -175,9 +175,9 @@ static struct cache_exchange *cx_new(struct conn *c, const struct conn *src, con
     cx->head_len = head_len;
     cx->up_headers_len = up_len;
     memcpy(cx->text, key, key_len);
-    if (head_len) memcpy(cx->text + key_len, src->in.data + src->head_off, head_len);
-    if (up_len) memcpy(cx->text + key_len + head_len, src->up_headers, up_len);
-    c->cx = cx;
+    if (head_len) memcpy(cx->text + key_len, src->in.data + src->x->head_off, head_len);
+    if (up_len) memcpy(cx->text + key_len + head_len, src->x->up_headers, up_len);
+    c->x->cx = cx;
     return cx;
 }
 
@@ -221,37 +221,37 @@ static void abandon_fill(struct cache_exchange *cx)
 
 void proxy_cache_abort(struct conn *c)
 {
-    if (!c->cx) return;
-    poll_remove(c->cx);
-    abandon_fill(c->cx);
+    if (!c->x->cx) return;
+    poll_remove(c->x->cx);
+    abandon_fill(c->x->cx);
 }
 
 void proxy_cache_end(struct conn *c)
 {
-    struct cache_exchange *cx = c->cx;
+    struct cache_exchange *cx = c->x->cx;
 
     if (cx) {
-        if (!c->cache_counted && !cx->invalidate)
+        if (!c->x->cache_counted && !cx->invalidate)
             count(c, CACHE_OUTCOME_MISS); /* ended before the cache had its say */
         poll_remove(cx);
         abandon_fill(cx);
         cache_lookup_done(&cx->lk);
         cache_object_release(cx->answer);
         free(cx);
-        c->cx = NULL;
+        c->x->cx = NULL;
     }
-    cache_object_release(c->cache_obj);
-    c->cache_obj = NULL;
-    c->cache_off = c->cache_end = 0;
-    c->cache_st_set = false;
-    c->cache_counted = false;
+    cache_object_release(c->x->cache_obj);
+    c->x->cache_obj = NULL;
+    c->x->cache_off = c->x->cache_end = 0;
+    c->x->cache_st_set = false;
+    c->x->cache_counted = false;
 }
 
 /* ---- answering from an object ---- */
 
 static bool put(struct conn *c, const void *p, size_t n)
 {
-    return buf_append(&c->out, &c->w->pool, p, n, HEAD_LIMIT);
+    return buf_append(&c->x->out, &c->w->pool, p, n, HEAD_LIMIT);
 }
 
 /* The answer's head: the stored one (its status line replaced when the
@@ -283,9 +283,9 @@ static bool build_head(struct conn *c, struct cache_object *o, int status, uint6
     if (content_range)
         n += snprintf(line + n, sizeof(line) - (size_t)n, "Content-Range: %s\r\n", content_range);
     n += snprintf(line + n, sizeof(line) - (size_t)n, "Age: %lld\r\n", (long long)age);
-    if (!c->keep_alive)
+    if (!c->x->keep_alive)
         n += snprintf(line + n, sizeof(line) - (size_t)n, "Connection: close\r\n");
-    else if (c->minor_version == 0)
+    else if (c->x->minor_version == 0)
         n += snprintf(line + n, sizeof(line) - (size_t)n, "Connection: keep-alive\r\n");
     n += (int)conn_extra_headers(c, line + n, sizeof(line) - (size_t)n - 3);
     n += snprintf(line + n, sizeof(line) - (size_t)n, "\r\n");
@@ -297,37 +297,37 @@ static bool build_head(struct conn *c, struct cache_object *o, int status, uint6
  * for more (a fill in progress), or ends the exchange. */
 static void send_more(struct conn *c)
 {
-    struct cache_object *o = c->cache_obj;
+    struct cache_object *o = c->x->cache_obj;
     size_t batch = 0;
 
-    outmsg_reset(&c->om);
-    if (buf_len(&c->out)) outmsg_add(&c->om, buf_head(&c->out), buf_len(&c->out));
-    while (c->cache_off < c->cache_end && c->om.msg.msg_iovlen < OUT_IOVS && batch < SEND_BATCH) {
+    outmsg_reset(&c->x->om);
+    if (buf_len(&c->x->out)) outmsg_add(&c->x->om, buf_head(&c->x->out), buf_len(&c->x->out));
+    while (c->x->cache_off < c->x->cache_end && c->x->om.msg.msg_iovlen < OUT_IOVS && batch < SEND_BATCH) {
         const char *p;
-        size_t n = cache_object_read(o, (size_t)c->cache_off, &p);
+        size_t n = cache_object_read(o, (size_t)c->x->cache_off, &p);
 
         if (n == 0) break;
-        if (n > c->cache_end - c->cache_off) n = (size_t)(c->cache_end - c->cache_off);
+        if (n > c->x->cache_end - c->x->cache_off) n = (size_t)(c->x->cache_end - c->x->cache_off);
         if (n > SEND_BATCH - batch) n = SEND_BATCH - batch;
-        outmsg_add(&c->om, p, n);
-        c->cache_off += n;
+        outmsg_add(&c->x->om, p, n);
+        c->x->cache_off += n;
         batch += n;
     }
-    timer_arm(&c->w->timers, &c->timer, c->w->now + c->cfg->limits.idle_timeout);
-    if (c->om.left) {
-        c->resp_started = true;
+    timer_arm(&c->w->timers, &c->timer, c->w->now + c->x->cfg->limits.idle_timeout);
+    if (c->x->om.left) {
+        c->x->resp_started = true;
         conn_send(c);
-    } else if (c->cache_off >= c->cache_end) {
-        c->resp_body.done = true;
+    } else if (c->x->cache_off >= c->x->cache_end) {
+        c->x->resp_body.done = true;
         conn_exchange_done(c);
-    } else if (cache_object_state(o) == CACHE_ABANDONED || !c->cx) {
+    } else if (cache_object_state(o) == CACHE_ABANDONED || !c->x->cx) {
         conn_close(c); /* the fill failed under a started answer */
     } else {
-        poll_add(c->cx); /* the bytes are still on their way from the origin */
+        poll_add(c->x->cx); /* the bytes are still on their way from the origin */
     }
 }
 
-/* Answers the request (method c->method, headers h) from o, taking over
+/* Answers the request (method c->x->method, headers h) from o, taking over
  * the reference: 304 for a conditional that holds, 206 or 416 for a
  * single Range on a GET, else the stored status; HEAD gets the head. */
 static void serve(struct conn *c, const struct http_header *h, size_t n, struct cache_object *o)
@@ -342,17 +342,17 @@ static void serve(struct conn *c, const struct http_header *h, size_t n, struct 
     char content_range[80];
     int status = cache_object_status(o);
 
-    c->cache_obj = o;
+    c->x->cache_obj = o;
     c->state = CS_CACHE;
-    if (c->cache_st_set && c->cache_st.fwd != CACHE_FWD_MISS &&
-        c->cache_st.fwd != CACHE_FWD_VARY_MISS) {
-        c->cache_st.has_ttl = true;
-        c->cache_st.ttl = meta->lifetime - age;
+    if (c->x->cache_st_set && c->x->cache_st.fwd != CACHE_FWD_MISS &&
+        c->x->cache_st.fwd != CACHE_FWD_VARY_MISS) {
+        c->x->cache_st.has_ttl = true;
+        c->x->cache_st.ttl = meta->lifetime - age;
     }
-    if (c->w->draining) c->keep_alive = false;
-    if (cache_not_modified(c->method, h, n, cache_object_etag(o), last_modified))
+    if (c->w->draining) c->x->keep_alive = false;
+    if (cache_not_modified(c->x->method, h, n, cache_object_etag(o), last_modified))
         status = 304;
-    else if (c->method == HTTP_GET && status == 200 && range &&
+    else if (c->x->method == HTTP_GET && status == 200 && range &&
              (!if_range || cache_if_range_holds(if_range->value, cache_object_etag(o),
                                                 meta->last_modified, meta->date)))
         r = cache_range_parse(range->value, length, &first, &last);
@@ -367,28 +367,28 @@ static void serve(struct conn *c, const struct http_header *h, size_t n, struct 
         status = 206;
         cache_content_range(r, first, last, length, content_range, sizeof(content_range));
     }
-    c->status = status;
-    c->cache_off = r == CACHE_RANGE_PARTIAL ? first : 0;
-    c->cache_end = r == CACHE_RANGE_PARTIAL ? last + 1 : length;
-    if (!build_head(c, o, status, c->cache_end - c->cache_off,
+    c->x->status = status;
+    c->x->cache_off = r == CACHE_RANGE_PARTIAL ? first : 0;
+    c->x->cache_end = r == CACHE_RANGE_PARTIAL ? last + 1 : length;
+    if (!build_head(c, o, status, c->x->cache_end - c->x->cache_off,
                     r == CACHE_RANGE_PARTIAL ? content_range : NULL, age)) {
-        buf_free(&c->out, &c->w->pool);
+        buf_free(&c->x->out, &c->w->pool);
         conn_respond_error(c, 502, "stored response head too large");
         return;
     }
-    if (status == 304 || c->method == HTTP_HEAD) c->cache_end = c->cache_off;
+    if (status == 304 || c->x->method == HTTP_HEAD) c->x->cache_end = c->x->cache_off;
     send_more(c);
 }
 
 void proxy_cache_on_client_sent(struct conn *c)
 {
-    buf_consume(&c->out, buf_len(&c->out));
+    buf_consume(&c->x->out, buf_len(&c->x->out));
     send_more(c);
 }
 
 void proxy_cache_answer(struct conn *c)
 {
-    struct cache_exchange *cx = c->cx;
+    struct cache_exchange *cx = c->x->cx;
     struct cache_object *o = cx->answer;
     struct http_request req;
 
@@ -432,9 +432,9 @@ static void fill_request(const struct http_request *req, const struct cache_obje
  * allow it (stale-if-error); the fill, if any, is given up. */
 static bool stale_on_error(struct conn *c, int status)
 {
-    struct cache_exchange *cx = c->cx;
+    struct cache_exchange *cx = c->x->cx;
 
-    if (!cx->lk.object || !cx->lk.decision.serve_on_error || c->resp_started) return false;
+    if (!cx->lk.object || !cx->lk.decision.serve_on_error || c->x->resp_started) return false;
     abandon_fill(cx);
     cx->answer = cx->lk.object;
     cx->lk.object = NULL;
@@ -447,7 +447,7 @@ static bool stale_on_error(struct conn *c, int status)
  * too long): the request goes to the origin as the client sent it. */
 static void go_to_origin(struct conn *c)
 {
-    struct cache_exchange *cx = c->cx;
+    struct cache_exchange *cx = c->x->cx;
     struct http_request req;
 
     poll_remove(cx);
@@ -459,16 +459,16 @@ static void go_to_origin(struct conn *c)
         conn_close(c);
         return;
     }
-    c->up_headers = cx_head(cx) + cx->head_len;
-    c->up_headers_len = cx->up_headers_len;
+    c->x->up_headers = cx_head(cx) + cx->head_len;
+    c->x->up_headers_len = cx->up_headers_len;
     proxy_start(c, &req);
-    c->up_headers = NULL;
-    c->up_headers_len = 0;
+    c->x->up_headers = NULL;
+    c->x->up_headers_len = 0;
 }
 
 bool proxy_cache_on_response(struct conn *c, const struct http_response *resp)
 {
-    struct cache_exchange *cx = c->cx;
+    struct cache_exchange *cx = c->x->cx;
     bool failing =
         resp->status == 500 || resp->status == 502 || resp->status == 503 || resp->status == 504;
     struct http_request req;
@@ -505,16 +505,16 @@ bool proxy_cache_on_response(struct conn *c, const struct http_response *resp)
                              req.n_headers, &cc,         &cx->defaults, cx->request_time};
     why = cache_fill_head(store, cx->lk.fill, &q, resp, cx->request_time, wall_seconds());
     cx->filling = why == CACHE_STORABLE;
-    c->cache_st.stored = cx->filling;
-    if (cx->revalidating) c->cache_st.fwd_status = resp->status;
-    if (!cx->filling) c->cache_st.detail = cache_storable_name(why);
+    c->x->cache_st.stored = cx->filling;
+    if (cx->revalidating) c->x->cache_st.fwd_status = resp->status;
+    if (!cx->filling) c->x->cache_st.detail = cache_storable_name(why);
     count(c, CACHE_OUTCOME_MISS);
     return false;
 }
 
 void proxy_cache_on_body(struct conn *c, const char *data, size_t len, bool done)
 {
-    struct cache_exchange *cx = c->cx;
+    struct cache_exchange *cx = c->x->cx;
 
     if (!cx || !cx->filling) return;
     if (len && cache_fill_append(store, cx->lk.fill, data, len) < 0) {
@@ -529,9 +529,9 @@ void proxy_cache_on_body(struct conn *c, const char *data, size_t len, bool done
 
 bool proxy_cache_on_failure(struct conn *c, int status)
 {
-    if (!c->cx) return false;
-    if (status >= 500 && !c->cx->invalidate && stale_on_error(c, status)) return true;
-    abandon_fill(c->cx); /* its waiters go to the origin now, not after our answer */
+    if (!c->x->cx) return false;
+    if (status >= 500 && !c->x->cx->invalidate && stale_on_error(c, status)) return true;
+    abandon_fill(c->x->cx); /* its waiters go to the origin now, not after our answer */
     return false;
 }
 
@@ -553,7 +553,7 @@ static void refresh_in_background(struct conn *c, const struct http_request *req
         if (bg) conn_close(bg);
         return;
     }
-    bg->cache_counted = true; /* the client's request was counted, as stale */
+    bg->x->cache_counted = true; /* the client's request was counted, as stale */
     cx->lk.fill = lk->fill;
     lk->fill = NULL;
     cx->lk.object = cache_object_retain(lk->object);
@@ -563,11 +563,11 @@ static void refresh_in_background(struct conn *c, const struct http_request *req
     cx->revalidating = true;
     set_status(bg, CACHE_FWD_STALE, 0, NULL);
     fill_request(req, cx->lk.object, date_buf, &fwd);
-    bg->up_headers = c->up_headers;
-    bg->up_headers_len = c->up_headers_len;
+    bg->x->up_headers = c->x->up_headers;
+    bg->x->up_headers_len = c->x->up_headers_len;
     proxy_start(bg, &fwd);
-    bg->up_headers = NULL;
-    bg->up_headers_len = 0;
+    bg->x->up_headers = NULL;
+    bg->x->up_headers_len = 0;
 }
 
 static bool unsafe_method(enum http_method m)
@@ -626,7 +626,7 @@ static bool forward(struct conn *c, const struct http_request *req, const char *
  * most as long as the origin may take. */
 static bool wait_for_fill(struct conn *c, const char *key, size_t key_len, struct cache_lookup *lk)
 {
-    const struct upstream_conf *u = c->route->upstream;
+    const struct upstream_conf *u = c->x->route->upstream;
     struct cache_exchange *cx = cx_new(c, c, key, key_len, true);
 
     if (!cx) {
@@ -644,13 +644,13 @@ bool proxy_cache_request(struct conn *c, const struct http_request *req)
 {
     char key[KEY_MAX];
     size_t key_len = cache_key(req, key, sizeof(key));
-    struct cache_defaults d = defaults_of(c->route);
+    struct cache_defaults d = defaults_of(c->x->route);
     struct cache_control cc;
     struct cache_query q;
     struct cache_lookup lk;
     int64_t now = wall_seconds();
 
-    if (!store || c->upgrade || !key_len || req->body != HTTP_BODY_NONE ||
+    if (!store || c->x->upgrade || !key_len || req->body != HTTP_BODY_NONE ||
         (req->method_id != HTTP_GET && req->method_id != HTTP_HEAD))
         return bypass(c, req, key, key_len);
     cache_control_of(&cc, req->headers, req->n_headers);
@@ -698,9 +698,9 @@ static void poll_one(struct cache_exchange *cx)
     struct cache_object *fill = cx->lk.fill;
     struct http_request req;
 
-    if (c->cache_obj) { /* streaming a fill: more bytes, or its end */
-        if (cache_object_filled(c->cache_obj) > c->cache_off ||
-            cache_object_state(c->cache_obj) != CACHE_FILLING) {
+    if (c->x->cache_obj) { /* streaming a fill: more bytes, or its end */
+        if (cache_object_filled(c->x->cache_obj) > c->x->cache_off ||
+            cache_object_state(c->x->cache_obj) != CACHE_FILLING) {
             poll_remove(cx);
             send_more(c);
         }
@@ -721,7 +721,7 @@ static void poll_one(struct cache_exchange *cx)
         cx->lk.fill = NULL;
         count(c, CACHE_OUTCOME_HIT);
         set_status(c, CACHE_FWD_MISS, 0, NULL);
-        c->cache_st.collapsed = true;
+        c->x->cache_st.collapsed = true;
         serve(c, req.headers, req.n_headers, fill);
         return;
     case CACHE_ABANDONED:
@@ -744,7 +744,7 @@ void proxy_cache_poll(struct worker *w)
 
 void proxy_cache_on_timeout(struct conn *c)
 {
-    if (c->cx && c->cx->polled && !c->cache_obj)
+    if (c->x->cx && c->x->cx->polled && !c->x->cache_obj)
         go_to_origin(c); /* the fill has not even its head after the origin's timeout */
     else
         conn_close(c);

@@ -3,7 +3,7 @@
  * without TLS; plaintext to send goes into the engine and its ciphertext
  * leaves in sendmsg calls straight from the engine's output blocks.
  *
- * One send is in the ring at a time. A plaintext message (c->om) is done
+ * One send is in the ring at a time. A plaintext message (c->x->om) is done
  * when all of it has been accepted by the engine and all ciphertext sent;
  * handshake flights and the like are sent the same way with no message
  * waiting on them. */
@@ -24,7 +24,7 @@ static void log_failure(struct conn *c, const char *what)
     if (c->w->now < c->w->tls_log_next)
         return;
     c->w->tls_log_next = c->w->now + LOG_INTERVAL_MS;
-    log_warn("listener %s: %s from %s: %s", c->listener->name, what, c->peer_ip,
+    log_warn("listener %s: %s from %s: %s", c->listener->name, what, c->x->peer_ip,
              c->tls ? tls_conn_error(c->tls) : "");
 }
 
@@ -78,24 +78,24 @@ void tls_io_flush(struct conn *c)
 {
     struct io_uring_sqe *sqe;
 
-    if (c->send_armed || c->closing || !tls_io_prepare(c->tls, &c->om_tls))
+    if (c->send_armed || c->closing || !tls_io_prepare(c->tls, &c->x->om_tls))
         return;
     sqe = worker_sqe(c->w);
-    io_uring_prep_sendmsg(sqe, c->fd, &c->om_tls.msg, MSG_NOSIGNAL);
+    io_uring_prep_sendmsg(sqe, c->fd, &c->x->om_tls.msg, MSG_NOSIGNAL);
     io_uring_sqe_set_data64(sqe, op_data(c, OP_CLIENT_SEND));
     c->send_armed = true;
     c->pending++;
 }
 
-/* Moves as much of c->om into the engine as it takes. -1 on error. */
+/* Moves as much of c->x->om into the engine as it takes. -1 on error. */
 static int write_plaintext(struct conn *c)
 {
-    return tls_io_write_msg(c->tls, &c->om, &c->bytes_out);
+    return tls_io_write_msg(c->tls, &c->x->om, &c->x->bytes_out);
 }
 
 void tls_io_send(struct conn *c)
 {
-    c->tls_plain_sending = true;
+    c->x->tls_plain_sending = true;
     if (write_plaintext(c) < 0) {
         log_failure(c, "TLS write failed");
         conn_close(c);
@@ -107,14 +107,14 @@ void tls_io_send(struct conn *c)
 bool tls_io_on_sent(struct conn *c, int res)
 {
     tls_consume_output(c->tls, (size_t)res);
-    if (c->tls_plain_sending && c->om.left && write_plaintext(c) < 0) {
+    if (c->x->tls_plain_sending && c->x->om.left && write_plaintext(c) < 0) {
         conn_close(c);
         return false;
     }
     tls_io_flush(c);
-    if (c->send_armed || !c->tls_plain_sending || c->om.left)
+    if (c->send_armed || !c->x->tls_plain_sending || c->x->om.left)
         return false;
-    c->tls_plain_sending = false;
+    c->x->tls_plain_sending = false;
     return true;
 }
 

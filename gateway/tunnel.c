@@ -26,15 +26,15 @@ bool tunnel_reserve(struct conn *c)
         atomic_fetch_sub(count, 1);
         return false;
     }
-    c->tunnel_slot = true;
+    c->x->tunnel_slot = true;
     return true;
 }
 
 void tunnel_unreserve(struct conn *c)
 {
-    if (c->tunnel_slot)
+    if (c->x->tunnel_slot)
         atomic_fetch_sub(&open_tunnels[c->listener_id], 1);
-    c->tunnel_slot = false;
+    c->x->tunnel_slot = false;
 }
 
 /* Follows RFC 6455 framing in a byte stream: header (2 to 14 bytes, the
@@ -91,36 +91,36 @@ static void arm_idle(struct conn *c)
 
 static void finish_if_both_closed(struct conn *c)
 {
-    if (c->tun_client_eof && c->tun_up_eof && !c->send_armed && !c->tun_up_sending)
+    if (c->x->tun_client_eof && c->x->tun_up_eof && !c->send_armed && !c->x->tun_up_sending)
         conn_close(c);
 }
 
 /* client -> origin */
 static void pump_up(struct conn *c)
 {
-    struct upconn *up = c->up;
+    struct upconn *up = c->x->up;
 
-    if (c->tun_up_sending)
+    if (c->x->tun_up_sending)
         return;
-    if (c->tun_goodbye) { /* closing: nothing more is relayed */
+    if (c->x->tun_goodbye) { /* closing: nothing more is relayed */
         buf_consume(&c->in, buf_len(&c->in));
-        drop_held(c->w, &c->held, c->held_bid);
+        drop_held(c->w, &c->x->held, c->x->held_bid);
         return;
     }
-    if (c->held) { /* straight from the receive buffer */
-        const char *data = worker_buffer(c->w, c->held_bid);
+    if (c->x->held) { /* straight from the receive buffer */
+        const char *data = worker_buffer(c->w, c->x->held_bid);
         outmsg_reset(&up->om);
-        outmsg_add(&up->om, data, c->held_len);
-        ws_track(&c->ws_up, (const uint8_t *)data, c->held_len);
-        c->tun_up_sending = true;
+        outmsg_add(&up->om, data, c->x->held_len);
+        ws_track(&c->x->ws_up, (const uint8_t *)data, c->x->held_len);
+        c->x->tun_up_sending = true;
         upstream_send(up);
     } else if (buf_len(&c->in)) {
         outmsg_reset(&up->om);
         outmsg_add(&up->om, buf_head(&c->in), buf_len(&c->in));
-        ws_track(&c->ws_up, (const uint8_t *)buf_head(&c->in), buf_len(&c->in));
-        c->tun_up_sending = true;
+        ws_track(&c->x->ws_up, (const uint8_t *)buf_head(&c->in), buf_len(&c->in));
+        c->x->tun_up_sending = true;
         upstream_send(up);
-    } else if (c->tun_client_eof) {
+    } else if (c->x->tun_client_eof) {
         shutdown(up->fd, SHUT_WR);
         finish_if_both_closed(c);
     } else {
@@ -131,29 +131,29 @@ static void pump_up(struct conn *c)
 /* origin -> client */
 static void pump_down(struct conn *c)
 {
-    struct upconn *up = c->up;
+    struct upconn *up = c->x->up;
 
     if (c->send_armed)
         return;
-    if (c->tun_goodbye) {
+    if (c->x->tun_goodbye) {
         buf_consume(&up->in, buf_len(&up->in));
         drop_held(c->w, &up->held, up->held_bid);
         return;
     }
     if (up->held) { /* straight from the receive buffer */
         const char *data = worker_buffer(c->w, up->held_bid);
-        outmsg_reset(&c->om);
-        outmsg_add(&c->om, data, up->held_len);
-        ws_track(&c->ws_down, (const uint8_t *)data, up->held_len);
-        c->consume_after_send = 0;
+        outmsg_reset(&c->x->om);
+        outmsg_add(&c->x->om, data, up->held_len);
+        ws_track(&c->x->ws_down, (const uint8_t *)data, up->held_len);
+        c->x->consume_after_send = 0;
         conn_send(c);
     } else if (buf_len(&up->in)) {
-        outmsg_reset(&c->om);
-        outmsg_add(&c->om, buf_head(&up->in), buf_len(&up->in));
-        ws_track(&c->ws_down, (const uint8_t *)buf_head(&up->in), buf_len(&up->in));
-        c->consume_after_send = buf_len(&up->in);
+        outmsg_reset(&c->x->om);
+        outmsg_add(&c->x->om, buf_head(&up->in), buf_len(&up->in));
+        ws_track(&c->x->ws_down, (const uint8_t *)buf_head(&up->in), buf_len(&up->in));
+        c->x->consume_after_send = buf_len(&up->in);
         conn_send(c);
-    } else if (c->tun_up_eof) {
+    } else if (c->x->tun_up_eof) {
         shutdown(c->fd, SHUT_WR);
         finish_if_both_closed(c);
     } else {
@@ -170,20 +170,20 @@ void tunnel_start(struct conn *c)
     conn_exchange_account(c);
     /* Let go of the snapshot: from here on only the two sockets matter
      * (upgrade_proto points into it too). */
-    c->tunnel_ws = strcmp(c->upgrade_proto, "websocket") == 0;
-    c->upgrade_proto = NULL;
-    c->cfg = NULL;
-    c->route = NULL;
+    c->x->tunnel_ws = strcmp(c->x->upgrade_proto, "websocket") == 0;
+    c->x->upgrade_proto = NULL;
+    c->x->cfg = NULL;
+    c->x->route = NULL;
     c->listener = NULL;
-    c->keep_alive = false;
+    c->x->keep_alive = false;
     arm_idle(c);
-    buf_free(&c->up->out, &w->pool); /* the request head, kept for retries */
+    buf_free(&c->x->up->out, &w->pool); /* the request head, kept for retries */
     /* The 101 head goes first, with whatever the origin sent after it. */
-    outmsg_reset(&c->om);
-    outmsg_add(&c->om, buf_head(&c->out), buf_len(&c->out));
-    outmsg_add(&c->om, buf_head(&c->up->in), buf_len(&c->up->in));
-    ws_track(&c->ws_down, (const uint8_t *)buf_head(&c->up->in), buf_len(&c->up->in));
-    c->consume_after_send = buf_len(&c->up->in);
+    outmsg_reset(&c->x->om);
+    outmsg_add(&c->x->om, buf_head(&c->x->out), buf_len(&c->x->out));
+    outmsg_add(&c->x->om, buf_head(&c->x->up->in), buf_len(&c->x->up->in));
+    ws_track(&c->x->ws_down, (const uint8_t *)buf_head(&c->x->up->in), buf_len(&c->x->up->in));
+    c->x->consume_after_send = buf_len(&c->x->up->in);
     conn_send(c);
     pump_up(c); /* bytes the client sent after its handshake, if any */
 }
@@ -195,22 +195,22 @@ bool tunnel_goodbye(struct conn *c)
     static const uint8_t to_client[] = {0x88, 0x02, 0x03, 0xe9};
     static const uint8_t to_origin[] = {0x88, 0x82, 0x12, 0x34, 0x56, 0x78, 0x03 ^ 0x12, 0xe9 ^ 0x34};
 
-    if (!c->tunnel_ws)
+    if (!c->x->tunnel_ws)
         return false; /* no close frame in another protocol: just closed */
-    if (c->tun_goodbye || c->send_armed || c->tun_up_sending || !c->up ||
-        !ws_between_frames(&c->ws_up) || !ws_between_frames(&c->ws_down))
+    if (c->x->tun_goodbye || c->send_armed || c->x->tun_up_sending || !c->x->up ||
+        !ws_between_frames(&c->x->ws_up) || !ws_between_frames(&c->x->ws_down))
         return false;
-    c->tun_goodbye = true;
-    outmsg_reset(&c->om);
-    outmsg_add(&c->om, to_client, sizeof(to_client));
-    c->consume_after_send = 0;
+    c->x->tun_goodbye = true;
+    outmsg_reset(&c->x->om);
+    outmsg_add(&c->x->om, to_client, sizeof(to_client));
+    c->x->consume_after_send = 0;
     conn_send(c);
-    if (!c->tun_up_eof) {
-        outmsg_reset(&c->up->om);
-        outmsg_add(&c->up->om, to_origin, sizeof(to_origin));
-        c->tun_up_sending = true;
+    if (!c->x->tun_up_eof) {
+        outmsg_reset(&c->x->up->om);
+        outmsg_add(&c->x->up->om, to_origin, sizeof(to_origin));
+        c->x->tun_up_sending = true;
         buf_consume(&c->in, buf_len(&c->in)); /* nothing more goes after the close */
-        upstream_send(c->up);
+        upstream_send(c->x->up);
     }
     return true;
 }
@@ -222,21 +222,21 @@ void tunnel_on_client_data(struct conn *c, int res)
         return;
     }
     if (res == 0)
-        c->tun_client_eof = true;
+        c->x->tun_client_eof = true;
     arm_idle(c);
     pump_up(c);
 }
 
 void tunnel_on_upstream_sent(struct conn *c, int res)
 {
-    c->tun_up_sending = false;
+    c->x->tun_up_sending = false;
     if (res < 0) {
         conn_close(c);
         return;
     }
-    if (c->held) {
-        counter_add(&c->w->metrics->tunnel_bytes[TUNNEL_UP], c->held_len);
-        drop_held(c->w, &c->held, c->held_bid);
+    if (c->x->held) {
+        counter_add(&c->w->metrics->tunnel_bytes[TUNNEL_UP], c->x->held_len);
+        drop_held(c->w, &c->x->held, c->x->held_bid);
     } else {
         counter_add(&c->w->metrics->tunnel_bytes[TUNNEL_UP], buf_len(&c->in));
         buf_consume(&c->in, buf_len(&c->in));
@@ -252,21 +252,21 @@ void tunnel_on_upstream_data(struct conn *c, int res)
         return;
     }
     if (res <= 0)
-        c->tun_up_eof = true;
+        c->x->tun_up_eof = true;
     arm_idle(c);
     pump_down(c);
 }
 
 void tunnel_on_client_sent(struct conn *c)
 {
-    buf_free(&c->out, &c->w->pool);
-    if (c->up->held && !c->consume_after_send && !c->tun_goodbye) {
-        counter_add(&c->w->metrics->tunnel_bytes[TUNNEL_DOWN], c->up->held_len);
-        drop_held(c->w, &c->up->held, c->up->held_bid);
+    buf_free(&c->x->out, &c->w->pool);
+    if (c->x->up->held && !c->x->consume_after_send && !c->x->tun_goodbye) {
+        counter_add(&c->w->metrics->tunnel_bytes[TUNNEL_DOWN], c->x->up->held_len);
+        drop_held(c->w, &c->x->up->held, c->x->up->held_bid);
     }
-    counter_add(&c->w->metrics->tunnel_bytes[TUNNEL_DOWN], c->consume_after_send);
-    buf_consume(&c->up->in, c->consume_after_send);
-    buf_release(&c->up->in, &c->w->pool);
-    c->consume_after_send = 0;
+    counter_add(&c->w->metrics->tunnel_bytes[TUNNEL_DOWN], c->x->consume_after_send);
+    buf_consume(&c->x->up->in, c->x->consume_after_send);
+    buf_release(&c->x->up->in, &c->w->pool);
+    c->x->consume_after_send = 0;
     pump_down(c);
 }

@@ -401,7 +401,7 @@ static bool receiving_body(const struct upconn *up)
 {
     const struct conn *c = up->client;
 
-    return c && !up->tls && c->state == CS_PROXY && c->resp_head && !c->resp_body.done;
+    return c && !up->tls && c->state == CS_PROXY && c->x->resp_head && !c->x->resp_body.done;
 }
 
 void upstream_arm_recv(struct upconn *up)
@@ -414,7 +414,7 @@ void upstream_arm_recv(struct upconn *up)
     if (receiving_body(up)) {
         /* A body that fits the pooled block stays in it; a longer one gets
          * a larger buffer (one allocation per long response). */
-        const struct body_relay *r = &up->client->resp_body;
+        const struct body_relay *r = &up->client->x->resp_body;
         size_t want = r->in == HTTP_BODY_LENGTH && r->remaining < BODY_RECV_MAX
                           ? (size_t)r->remaining
                           : BODY_RECV_MAX;
@@ -580,7 +580,7 @@ static void on_recv(struct upconn *up, struct io_uring_cqe *cqe)
         if (res > 0 && !up->closing && up->tls && up->client) {
             deliver = tls_input(up, data, (size_t)res, &res);
         } else if (res > 0 && !up->closing && !up->tls && up->client &&
-                   up->client->state == CS_TUNNEL && !up->client->tun_goodbye) {
+                   up->client->state == CS_TUNNEL && !up->client->x->tun_goodbye) {
             up->held = true; /* sent on from the ring's buffer itself */
             up->held_bid = (uint16_t)bid;
             up->held_len = (uint32_t)res;

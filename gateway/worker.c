@@ -454,7 +454,8 @@ static bool config_in_use(const struct worker *w, const struct config *cfg)
     const struct listener_conf *first = cfg->listeners, *end = first + cfg->n_listeners;
 
     for (const struct conn *c = w->conns; c; c = c->next)
-        if (c->cfg == cfg || (c->listener && c->listener >= first && c->listener < end))
+        if ((c->x && c->x->cfg == cfg) ||
+            (c->listener && c->listener >= first && c->listener < end))
             return true;
     return false;
 }
@@ -486,7 +487,8 @@ static _Atomic uint64_t memory_of[MAX_WORKERS]; /* per worker, published each tu
 static uint64_t memory_held(const struct worker *w)
 {
     return buf_pool_in_use(&w->pool) + w->n_conns * sizeof(struct conn) +
-           w->n_upconns * sizeof(struct upconn) + w->n_tls_conns * TLS_CONN_BYTES;
+           w->n_exchanges * sizeof(struct exchange) + w->n_upconns * sizeof(struct upconn) +
+           w->n_tls_conns * TLS_CONN_BYTES;
 }
 
 /* Keep-alive connections between requests, oldest first (accepted longest
@@ -686,4 +688,9 @@ void worker_destroy(struct worker *w)
     if (w->jwt_cache)
         jwt_cache_free(w->jwt_cache);
     free(w->schema_arena);
+    while (w->free_exchanges) {
+        struct exchange *x = w->free_exchanges;
+        w->free_exchanges = x->next_free;
+        free(x);
+    }
 }

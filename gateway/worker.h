@@ -52,6 +52,7 @@ struct listen_socket {
 
 struct upstream_state; /* upstream.c: per worker, per upstream */
 struct redis_link;     /* redis_link.c */
+struct exchange;       /* conn.h */
 struct cache_exchange; /* proxy_cache.c */
 
 struct worker {
@@ -84,6 +85,9 @@ struct worker {
     size_t n_conns;
     size_t n_upconns; /* live upstream connections */
     size_t n_tls_conns; /* client connections with a TLS engine */
+    size_t n_exchanges; /* attached to a connection */
+    struct exchange *free_exchanges; /* for reuse */
+    size_t n_free_exchanges;
     bool shedding;      /* all workers' connections hold more than limits.max_memory */
     uint64_t shed_log_next; /* ms: logged at most once a second */
     uint64_t rng; /* request ids */
