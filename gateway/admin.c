@@ -1,5 +1,7 @@
 /* The admin listener's thread: one connection at a time, each bounded by
- * socket timeouts, answered and closed. Scrapes are rare; simplicity wins. */
+ * socket timeouts, answered and closed. Scrapes are rare; simplicity wins.
+ * It answers even when a connection flood has used up the descriptors: a
+ * reserve descriptor is given up for the connection, then taken back. */
 #include "admin.h"
 
 #include <errno.h>
@@ -11,6 +13,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cache_store.h"
@@ -21,14 +24,17 @@
 #include "reply.h"
 
 #define ADMIN_HEAD_MAX 8192
+#define ADMIN_BACKOFF_MS 100 /* between accepts when no descriptor is left */
 
 static struct {
     int fd;
+    int reserve; /* a spare descriptor: see reserve_take() */
     int wake[2];
     pthread_t thread;
     struct worker *workers;
     size_t n_workers;
-} admin = {.fd = -1, .wake = {-1, -1}};
+    long long log_next; /* ms: when "out of descriptors" may be logged again */
+} admin = {.fd = -1, .reserve = -1, .wake = {-1, -1}};
 
 static void send_all(int fd, const char *p, size_t n)
 {
@@ -204,6 +210,72 @@ static void serve(int fd)
     answer_error(fd, 431, "request head too large");
 }
 
+/* The reserve: a descriptor slot held for the admin connection, given up
+ * when accept() finds none left. */
+static void reserve_take(void)
+{
+    if (admin.reserve < 0)
+        admin.reserve = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+static void reserve_give_up(void)
+{
+    close(admin.reserve);
+    admin.reserve = -1;
+}
+
+static bool out_of_descriptors(int err)
+{
+    return err == EMFILE || err == ENFILE;
+}
+
+/* accept4(), and at the descriptor limit once more with the reserve given
+ * up: the connection takes its slot. */
+static int accept_even_at_limit(void)
+{
+    int fd = accept4(admin.fd, NULL, NULL, SOCK_CLOEXEC);
+
+    if (fd >= 0 || !out_of_descriptors(errno) || admin.reserve < 0)
+        return fd;
+    reserve_give_up();
+    return accept4(admin.fd, NULL, NULL, SOCK_CLOEXEC);
+}
+
+/* Closes the connection; when it holds the reserve's slot, the slot becomes
+ * the reserve again. dup2() closes and refills it in one step: a worker's
+ * accept cannot take it in between, as it could after close(). */
+static void close_connection(int fd)
+{
+    shutdown(fd, SHUT_WR);
+    if (admin.reserve < 0 && dup2(admin.wake[0], fd) == fd)
+        admin.reserve = fd;
+    else
+        close(fd);
+}
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+/* No descriptor even for the admin connection (it waits in the backlog):
+ * logs once a second at most, and sleeps a little unless told to stop.
+ * Returns true when told to stop. */
+static bool back_off(int err)
+{
+    struct pollfd wake = {.fd = admin.wake[0], .events = POLLIN};
+    long long now = now_ms();
+
+    if (now >= admin.log_next) {
+        admin.log_next = now + 1000;
+        log_warn("admin listener: accept: %s", strerror(err));
+    }
+    return poll(&wake, 1, ADMIN_BACKOFF_MS) > 0;
+}
+
 static void *admin_main(void *arg)
 {
     (void)arg;
@@ -212,18 +284,21 @@ static void *admin_main(void *arg)
                                 {.fd = admin.wake[0], .events = POLLIN}};
         int fd;
 
+        reserve_take();
         if (poll(fds, 2, -1) < 0 && errno != EINTR)
             break;
         if (fds[1].revents)
             break;
         if (!(fds[0].revents & POLLIN))
             continue;
-        fd = accept4(admin.fd, NULL, NULL, SOCK_CLOEXEC);
-        if (fd < 0)
+        fd = accept_even_at_limit();
+        if (fd < 0) {
+            if (out_of_descriptors(errno) && back_off(errno))
+                break;
             continue;
+        }
         serve(fd);
-        shutdown(fd, SHUT_WR);
-        close(fd);
+        close_connection(fd);
     }
     return NULL;
 }
@@ -266,5 +341,7 @@ void admin_stop(void)
             close(admin.wake[i]);
     if (admin.fd >= 0)
         close(admin.fd);
-    admin.fd = admin.wake[0] = admin.wake[1] = -1;
+    if (admin.reserve >= 0)
+        close(admin.reserve);
+    admin.fd = admin.reserve = admin.wake[0] = admin.wake[1] = -1;
 }

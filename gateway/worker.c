@@ -27,6 +27,7 @@
 #define RECV_BUFFERS 512 /* per worker, BUF_BLOCK each; a power of two */
 #define BUF_GROUP 0
 #define LOOP_WAIT_MS 100
+#define ACCEPT_PAUSE_MS 100 /* after an accept error */
 
 atomic_bool workers_stop;
 _Atomic(const struct config *) config_published;
@@ -276,11 +277,17 @@ static void on_accept(struct listen_socket *ls, struct io_uring_cqe *cqe)
             close(cqe->res);
         else
             conn_accept(w, ls, cqe->res);
-    } else if (cqe->res != -ECANCELED && w->now >= w->accept_log_next) {
-        /* Out of descriptors, typically: the next loop turn retries, and the
-         * log says so once a second at most. */
-        w->accept_log_next = w->now + 1000;
-        log_warn("worker %u: accept on %s: %s", w->id, ls->conf->name, strerror(-cqe->res));
+    } else if (cqe->res != -ECANCELED) {
+        /* Out of descriptors, typically: accepting pauses for a while (a
+         * retry every turn would spin, and take every descriptor freed
+         * before the admin thread can use it), and the log says so once a
+         * second at most. */
+        ls->accept_again = w->now + ACCEPT_PAUSE_MS;
+        if (w->now >= w->accept_log_next) {
+            w->accept_log_next = w->now + 1000;
+            log_warn("worker %u: accept on %s: %s", w->id, ls->conf->name,
+                     strerror(-cqe->res));
+        }
     }
 }
 
@@ -569,7 +576,7 @@ static void loop_turn(struct worker *w)
         release_retired(w);
     if (!w->draining) {
         for (size_t i = 0; i < w->n_listens; i++)
-            if (!w->listens[i]->accepting)
+            if (!w->listens[i]->accepting && w->now >= w->listens[i]->accept_again)
                 accept_arm(w->listens[i]);
     }
 }

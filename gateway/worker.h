@@ -46,6 +46,7 @@ struct listen_socket {
     const struct listener_conf *conf; /* NULL once removed by a reload */
     struct worker *worker;
     bool accepting;
+    uint64_t accept_again; /* ms: after an accept error (out of descriptors) */
 } __attribute__((aligned(16)));
 
 #define WORKER_MAX_RETIRING 16

@@ -278,6 +278,12 @@ routes: [{{match: {{prefix: /}}, upstream: origin}}]
 """
 
 
+def cpu_ticks(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
 def test_accept_pauses_at_the_descriptor_limit_and_resumes(work_dir, origin):
     """With RLIMIT_NOFILE at 64, connections past it wait in the listen
     backlog (no crash, no busy loop); once some close, they are served."""
@@ -296,6 +302,11 @@ def test_accept_pauses_at_the_descriptor_limit_and_resumes(work_dir, origin):
         with pytest.raises(socket.timeout):
             late.recv(1)
         assert g.alive()
+        # Paused, not spinning: retrying accept every loop turn at the limit
+        # burned a core and starved the admin thread of descriptors.
+        before = cpu_ticks(g.pid)
+        time.sleep(1.0)
+        assert cpu_ticks(g.pid) - before < 30  # clock ticks (100/s): under 30 % of a core
         # Descriptors come back: accepting resumes and the waiting request
         # is answered.
         for s in held[:40]:
