@@ -240,6 +240,23 @@ static bool request_id_valid(struct http_str v)
     return true;
 }
 
+/* s into dst (cap bytes), cut short when longer, NUL-terminated. */
+static void copy_truncated(char *dst, size_t cap, struct http_str s)
+{
+    size_t n = s.len < cap - 1 ? s.len : cap - 1;
+
+    memcpy(dst, s.p, n);
+    dst[n] = '\0';
+}
+
+static void hex64(char out[16], uint64_t v)
+{
+    static const char digits[] = "0123456789abcdef";
+
+    for (int i = 15; i >= 0; i--, v >>= 4)
+        out[i] = digits[v & 15];
+}
+
 /* The client's X-Request-Id when it is a sane token, else a new one. */
 static void request_id_set(struct conn *c, const struct http_request *req)
 {
@@ -247,11 +264,12 @@ static void request_id_set(struct conn *c, const struct http_request *req)
         req ? http1_find_header(req->headers, req->n_headers, "x-request-id") : NULL;
 
     if (h && request_id_valid(h->value)) {
-        snprintf(c->x->request_id, sizeof(c->x->request_id), "%.*s", (int)h->value.len, h->value.p);
+        copy_truncated(c->x->request_id, sizeof(c->x->request_id), h->value);
         return;
     }
-    snprintf(c->x->request_id, sizeof(c->x->request_id), "%016llx%016llx",
-             (unsigned long long)worker_random(c->w), (unsigned long long)worker_random(c->w));
+    hex64(c->x->request_id, worker_random(c->w));
+    hex64(c->x->request_id + 16, worker_random(c->w));
+    c->x->request_id[32] = '\0';
 }
 
 /* Counts the finished (or abandoned) exchange and logs it. */
@@ -278,8 +296,8 @@ static void exchange_begin(struct conn *c, struct http_str method, struct http_s
     c->x->log_upstream = NULL;
     c->x->upstream_us = 0;
     request_id_set(c, NULL);
-    snprintf(c->x->log_method, sizeof(c->x->log_method), "%.*s", (int)method.len, method.p);
-    snprintf(c->x->log_target, sizeof(c->x->log_target), "%.*s", (int)target.len, target.p);
+    copy_truncated(c->x->log_method, sizeof(c->x->log_method), method);
+    copy_truncated(c->x->log_target, sizeof(c->x->log_target), target);
 }
 
 static void conn_free(struct conn *c)

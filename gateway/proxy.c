@@ -107,6 +107,27 @@ static bool put(struct buf *b, struct buf_pool *pool, const char *p, size_t n)
     return buf_append(b, pool, p, n, UP_HEAD_LIMIT * 2);
 }
 
+/* A string literal. */
+#define put_lit(b, pool, s) put(b, pool, s, sizeof(s) - 1)
+
+static bool put_cstr(struct buf *b, struct buf_pool *pool, const char *s)
+{
+    return put(b, pool, s, strlen(s));
+}
+
+/* Decimal, without printf: heads are built on every request. */
+static bool put_u64(struct buf *b, struct buf_pool *pool, uint64_t v)
+{
+    char digits[20];
+    size_t n = 0;
+
+    do {
+        digits[sizeof(digits) - ++n] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return put(b, pool, digits + sizeof(digits) - n, n);
+}
+
 static bool put_str(struct buf *b, struct buf_pool *pool, struct http_str s)
 {
     return put(b, pool, s.p, s.len);
@@ -117,9 +138,7 @@ bool proxy_build_head(struct conn *c, const struct http_request *req, struct buf
 {
     struct buf_pool *pool = &c->w->pool;
     const struct http_header *host = http1_find_header(req->headers, req->n_headers, "host");
-    char line[256];
     bool ok = true, first_xff = true;
-    int n;
 
     ok &= put_str(out, pool, req->method);
     ok &= put(out, pool, " ", 1);
@@ -144,34 +163,40 @@ bool proxy_build_head(struct conn *c, const struct http_request *req, struct buf
         ok &= put_str(out, pool, h->value);
         first_xff = false;
     }
-    n = snprintf(line, sizeof(line), "%s%s\r\nX-Forwarded-Proto: %s\r\nX-Request-Id: %s\r\n",
-                 first_xff ? "" : ", ", c->x->peer_ip, c->tls ? "https" : "http", c->x->request_id);
-    ok &= put(out, pool, line, (size_t)n);
+    if (!first_xff)
+        ok &= put_lit(out, pool, ", ");
+    ok &= put_cstr(out, pool, c->x->peer_ip);
+    ok &= c->tls ? put_lit(out, pool, "\r\nX-Forwarded-Proto: https\r\nX-Request-Id: ")
+                 : put_lit(out, pool, "\r\nX-Forwarded-Proto: http\r\nX-Request-Id: ");
+    ok &= put_cstr(out, pool, c->x->request_id);
+    ok &= put_lit(out, pool, "\r\n");
     if (host) {
-        ok &= put(out, pool, "X-Forwarded-Host: ", 18);
+        ok &= put_lit(out, pool, "X-Forwarded-Host: ");
         ok &= put_str(out, pool, host->value);
-        ok &= put(out, pool, "\r\n", 2);
+        ok &= put_lit(out, pool, "\r\n");
     } else { /* an HTTP/1.0 client: HTTP/1.1 upstream needs a Host */
-        n = snprintf(line, sizeof(line), "Host: %s\r\n", c->x->route->upstream->endpoints[0].text);
-        ok &= put(out, pool, line, (size_t)n);
+        ok &= put_lit(out, pool, "Host: ");
+        ok &= put_cstr(out, pool, c->x->route->upstream->endpoints[0].text);
+        ok &= put_lit(out, pool, "\r\n");
     }
     if (c->x->upgrade) {
-        n = snprintf(line, sizeof(line), "Connection: Upgrade\r\nUpgrade: %s\r\n",
-                     c->x->upgrade_proto);
-        ok &= put(out, pool, line, (size_t)n);
+        ok &= put_lit(out, pool, "Connection: Upgrade\r\nUpgrade: ");
+        ok &= put_cstr(out, pool, c->x->upgrade_proto);
+        ok &= put_lit(out, pool, "\r\n");
     }
     if (c->x->up_headers_len)
         ok &= put(out, pool, c->x->up_headers, c->x->up_headers_len);
     if (hold_framing)
         return ok;
-    if (req->body == HTTP_BODY_LENGTH)
-        n = snprintf(line, sizeof(line), "Content-Length: %llu\r\n\r\n",
-                     (unsigned long long)req->content_length);
-    else if (req->body == HTTP_BODY_CHUNKED)
-        n = snprintf(line, sizeof(line), "Transfer-Encoding: chunked\r\n\r\n");
-    else
-        n = snprintf(line, sizeof(line), "\r\n");
-    ok &= put(out, pool, line, (size_t)n);
+    if (req->body == HTTP_BODY_LENGTH) {
+        ok &= put_lit(out, pool, "Content-Length: ");
+        ok &= put_u64(out, pool, req->content_length);
+        ok &= put_lit(out, pool, "\r\n\r\n");
+    } else if (req->body == HTTP_BODY_CHUNKED) {
+        ok &= put_lit(out, pool, "Transfer-Encoding: chunked\r\n\r\n");
+    } else {
+        ok &= put_lit(out, pool, "\r\n");
+    }
     return ok;
 }
 
@@ -505,10 +530,11 @@ static bool build_response_head(struct conn *c, const struct http_response *resp
     struct buf *out = &c->x->out;
     char line[512];
     bool ok = true;
-    int n;
+    size_t n;
 
-    n = snprintf(line, sizeof(line), "HTTP/1.1 %d ", resp->status);
-    ok &= put(out, pool, line, (size_t)n);
+    ok &= put_lit(out, pool, "HTTP/1.1 ");
+    ok &= put_u64(out, pool, (uint64_t)resp->status);
+    ok &= put_lit(out, pool, " ");
     ok &= put_str(out, pool, resp->reason);
     ok &= put(out, pool, "\r\n", 2);
     for (size_t i = 0; i < resp->n_headers; i++) {
@@ -520,23 +546,27 @@ static bool build_response_head(struct conn *c, const struct http_response *resp
         ok &= put_str(out, pool, h->value);
         ok &= put(out, pool, "\r\n", 2);
     }
-    n = 0;
-    if (resp->status >= 200 && resp->body == HTTP_BODY_LENGTH)
-        n = snprintf(line, sizeof(line), "Content-Length: %llu\r\n",
-                     (unsigned long long)resp->content_length);
-    else if (c->x->resp_body.out_chunked)
-        n = snprintf(line, sizeof(line), "Transfer-Encoding: chunked\r\n");
-    if (resp->status == 101)
-        n += snprintf(line + n, sizeof(line) - (size_t)n,
-                      "Connection: Upgrade\r\nUpgrade: %s\r\n", c->x->upgrade_proto);
-    else if (resp->status >= 200 && !c->x->keep_alive)
-        n += snprintf(line + n, sizeof(line) - (size_t)n, "Connection: close\r\n");
-    else if (resp->status >= 200 && c->x->minor_version == 0)
-        n += snprintf(line + n, sizeof(line) - (size_t)n, "Connection: keep-alive\r\n");
-    if (resp->status >= 200)
-        n += (int)conn_extra_headers(c, line + n, sizeof(line) - (size_t)n - 3);
-    n += snprintf(line + n, sizeof(line) - (size_t)n, "\r\n");
-    ok &= put(out, pool, line, (size_t)n);
+    if (resp->status >= 200 && resp->body == HTTP_BODY_LENGTH) {
+        ok &= put_lit(out, pool, "Content-Length: ");
+        ok &= put_u64(out, pool, resp->content_length);
+        ok &= put_lit(out, pool, "\r\n");
+    } else if (c->x->resp_body.out_chunked) {
+        ok &= put_lit(out, pool, "Transfer-Encoding: chunked\r\n");
+    }
+    if (resp->status == 101) {
+        ok &= put_lit(out, pool, "Connection: Upgrade\r\nUpgrade: ");
+        ok &= put_cstr(out, pool, c->x->upgrade_proto);
+        ok &= put_lit(out, pool, "\r\n");
+    } else if (resp->status >= 200 && !c->x->keep_alive) {
+        ok &= put_lit(out, pool, "Connection: close\r\n");
+    } else if (resp->status >= 200 && c->x->minor_version == 0) {
+        ok &= put_lit(out, pool, "Connection: keep-alive\r\n");
+    }
+    if (resp->status >= 200) {
+        n = conn_extra_headers(c, line, sizeof(line));
+        ok &= put(out, pool, line, n);
+    }
+    ok &= put_lit(out, pool, "\r\n");
     return ok;
 }
 

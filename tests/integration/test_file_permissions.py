@@ -224,6 +224,8 @@ def test_start_up_and_reload_log_the_warnings(site):
     os.chmod(str(site / "site.pem"), 0o664)
     g.start()
     try:
+        # The port accepts a moment before the start-up line is written.
+        assert wait_for(g, "started"), g.log_text()
         log = g.log_text()
         # A key every user can read is an error line; the rest are warnings.
         assert re.search(r"\[error\] %s: warning: TLS private key is readable by every user "
