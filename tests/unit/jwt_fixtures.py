@@ -54,6 +54,13 @@ def genpkey(tmp, name, kind):
 def jwk(key, kind, kid, **extra):
     to_jwk = {"rsa": RSAAlgorithm, "ed25519": OKPAlgorithm}.get(kind, ECAlgorithm).to_jwk
     d = json.loads(to_jwk(key.public_key()))
+    if d["kty"] == "EC":
+        # Older PyJWT drops leading zero bytes of x and y; RFC 7518 6.2.1.2
+        # wants the full coordinate size (a P-256 key: 1 in 128 has one).
+        numbers = key.public_key().public_numbers()
+        size = (numbers.curve.key_size + 7) // 8
+        d["x"] = b64(numbers.x.to_bytes(size, "big"))
+        d["y"] = b64(numbers.y.to_bytes(size, "big"))
     d["kid"] = kid
     d.update(extra)
     return d
