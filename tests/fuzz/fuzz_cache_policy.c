@@ -9,20 +9,13 @@
  *     the length announced, and snprintf-style lengths agree with output.
  * Copies are exact-size heap buffers, so any overread trips AddressSanitizer. */
 #include <stdint.h>
+#include "fuzz.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cache_policy.h"
 #include "http1.h"
-
-#define REQUIRE(cond)                                                                              \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond);           \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 #define NOW INT64_C(1700000000)
 

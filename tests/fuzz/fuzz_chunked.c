@@ -15,19 +15,12 @@
  * overread trips AddressSanitizer, and the bytes after a finished body must
  * come back untouched. */
 #include "http1.h"
+#include "fuzz.h"
 
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define REQUIRE(cond)                                                                              \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond);           \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 #define REF_MAX_SIZE (UINT64_C(1) << 62)
 #define REF_MAX_LINE 4096

@@ -6,19 +6,12 @@
  *   - the chunked decoder gives the same answer however the input is split.
  * Copies are exact-size heap buffers, so any overread trips AddressSanitizer. */
 #include "http1.h"
+#include "fuzz.h"
 
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define REQUIRE(cond)                                                                              \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond);           \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 static char *heap_copy(const uint8_t *data, size_t n)
 {

@@ -11,6 +11,7 @@
  * without a cache. Copies are exact-size heap buffers, so any overread trips
  * AddressSanitizer. */
 #include "base64url.h"
+#include "fuzz.h"
 #include "jwt.h"
 
 #include <openssl/evp.h>
@@ -19,14 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define REQUIRE(cond)                                                                              \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond);           \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 #define NOW 1700000000
 /* 32 bytes: "ringgate fuzz secret, 32 bytes!!" */
