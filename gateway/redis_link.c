@@ -43,6 +43,7 @@ struct redis_sock {
 
 struct redis_link {
     struct worker *w;
+    char *address; /* as configured: for the log */
     char *host, *unix_path;
     int port;
     uint64_t connect_timeout;
@@ -232,30 +233,27 @@ static void sock_reap(struct redis_sock *s)
     }
 }
 
-static void where(const struct redis_link *l, char *out, size_t cap)
+/* Logged when the server was up before, or on the first attempt: not on
+ * every retry while it stays away. */
+static void log_unreachable(struct redis_link *l, const char *why)
 {
-    if (l->unix_path)
-        snprintf(out, cap, "unix:%s", l->unix_path);
-    else
-        snprintf(out, cap, "%s:%d", l->host, l->port);
+    if (l->was_up || !l->retry_at)
+        log_warn("worker %u: redis %s: cannot connect: %s", l->w->id, l->address, why);
+    l->was_up = false;
 }
 
 static void on_connect(const redisAsyncContext *ac, int status)
 {
     struct redis_sock *s = ac->ev.data;
     struct redis_link *l = s->link;
-    char at[300];
 
-    where(l, at, sizeof at);
     if (status != REDIS_OK) {
-        if (l->was_up || !l->retry_at)
-            log_warn("worker %u: redis %s: cannot connect: %s", l->w->id, at, ac->errstr);
-        l->was_up = false;
+        log_unreachable(l, ac->errstr);
         return; /* hiredis frees the context: ev_cleanup */
     }
     s->connected = true;
     l->backoff = BACKOFF_MIN_MS;
-    if (!l->was_up) log_info("worker %u: redis %s: connected", l->w->id, at);
+    if (!l->was_up) log_info("worker %u: redis %s: connected", l->w->id, l->address);
     l->was_up = true;
     redisAsyncCommand(s->ac, on_script_loaded, NULL, "SCRIPT LOAD %s", l->script);
 }
@@ -263,11 +261,10 @@ static void on_connect(const redisAsyncContext *ac, int status)
 static void on_disconnect(const redisAsyncContext *ac, int status)
 {
     struct redis_sock *s = ac->ev.data;
-    char at[300];
 
     if (status == REDIS_OK || !s->link->was_up) return; /* ours, or logged already */
-    where(s->link, at, sizeof at);
-    log_warn("worker %u: redis %s: connection lost: %s", s->link->w->id, at, ac->errstr);
+    log_warn("worker %u: redis %s: connection lost: %s", s->link->w->id, s->link->address,
+             ac->errstr);
     s->link->was_up = false;
 }
 
@@ -282,12 +279,7 @@ static void connect_now(struct redis_link *l)
     }
     ac = l->unix_path ? redisAsyncConnectUnix(l->unix_path) : redisAsyncConnect(l->host, l->port);
     if (!ac || ac->err) {
-        char at[300];
-        where(l, at, sizeof at);
-        if (l->was_up || !l->retry_at)
-            log_warn("worker %u: redis %s: cannot connect: %s", l->w->id, at,
-                     ac ? ac->errstr : "out of memory");
-        l->was_up = false;
+        log_unreachable(l, ac ? ac->errstr : "out of memory");
         if (ac) redisAsyncFree(ac);
         free(s);
         schedule_retry(l);
@@ -354,9 +346,7 @@ void redis_link_tick(struct redis_link *l, uint64_t now_ms)
     if (!s->connected && now_ms - s->started_ms >= l->connect_timeout) {
         redisAsyncFree(s->ac); /* ev_cleanup schedules the retry */
     } else if (l->oldest && now_ms - l->oldest->sent_ms >= l->silence_limit) {
-        char at[300];
-        where(l, at, sizeof at);
-        log_warn("worker %u: redis %s: no reply for %llu ms: reconnecting", l->w->id, at,
+        log_warn("worker %u: redis %s: no reply for %llu ms: reconnecting", l->w->id, l->address,
                  (unsigned long long)(now_ms - l->oldest->sent_ms));
         l->was_up = false;
         redisAsyncFree(s->ac);
@@ -377,9 +367,13 @@ struct redis_link *redis_link_new(struct worker *w, const struct redis_conf *con
 
     if (!l) return NULL;
     l->w = w;
+    l->address = strdup(conf->address);
     l->host = conf->host ? strdup(conf->host) : NULL;
     l->unix_path = conf->unix_path ? strdup(conf->unix_path) : NULL;
-    if (!l->host && !l->unix_path) {
+    if (!l->address || (!l->host && !l->unix_path)) {
+        free(l->address);
+        free(l->host);
+        free(l->unix_path);
         free(l);
         return NULL;
     }
@@ -412,6 +406,7 @@ void redis_link_free(struct redis_link *l)
         free(l->free_calls);
         l->free_calls = next;
     }
+    free(l->address);
     free(l->host);
     free(l->unix_path);
     free(l);

@@ -421,11 +421,13 @@ static bool needs_redis(const struct config *cfg)
  * the link when the server is the same (calls out stay valid). */
 static void redis_switch(struct worker *w, const struct config *cfg)
 {
-    if (w->redis && needs_redis(cfg) && redis_link_same_server(w->redis, &cfg->redis))
+    bool needed = needs_redis(cfg);
+
+    if (w->redis && needed && redis_link_same_server(w->redis, &cfg->redis))
         return;
     redis_link_free(w->redis);
-    w->redis = needs_redis(cfg) ? redis_link_new(w, &cfg->redis, ratelimit_redis_script()) : NULL;
-    if (needs_redis(cfg) && !w->redis)
+    w->redis = needed ? redis_link_new(w, &cfg->redis, ratelimit_redis_script()) : NULL;
+    if (needed && !w->redis)
         log_error("worker %u: out of memory for the Redis link: on_redis_error applies", w->id);
 }
 
