@@ -57,6 +57,15 @@ def b64(data):
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
+def ec_coordinates(public_key):
+    """x and y at the curve's full size: Debian's PyJWT drops leading zero
+    bytes (1 P-256 key in 128), which RFC 7518 6.2.1.2 forbids and the
+    JWKS loader rightly refuses."""
+    numbers = public_key.public_numbers()
+    size = (numbers.curve.key_size + 7) // 8
+    return {"x": b64(numbers.x.to_bytes(size, "big")), "y": b64(numbers.y.to_bytes(size, "big"))}
+
+
 @pytest.fixture(scope="module")
 def keys():
     k = {
@@ -69,6 +78,8 @@ def keys():
                            ("ed1", "EdDSA", OKPAlgorithm)):
         name = {"rsa1": "rsa", "ec1": "ec", "ed1": "ed"}[kid]
         j = json.loads(algo.to_jwk(k[name].public_key()))
+        if j["kty"] == "EC":
+            j.update(ec_coordinates(k[name].public_key()))
         j.update(kid=kid, use="sig")
         jwks.append(j)
     k["jwks"] = {"keys": jwks}
