@@ -67,9 +67,11 @@ def sha256(data):
 
 
 # AddressSanitizer, UndefinedBehaviorSanitizer and LeakSanitizer reports found
-# in the output of stopped processes: any one fails the session.
-SANITIZER_REPORTS = []
+# in the output of stopped processes, and processes found killed by a crash
+# signal when a fixture came to stop them: any one fails the session.
+PROCESS_REPORTS = []
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+CRASH_SIGNALS = (signal.SIGSEGV, signal.SIGABRT, signal.SIGBUS, signal.SIGILL, signal.SIGFPE)
 
 
 def sanitizer_report(text):
@@ -119,9 +121,17 @@ class Proc:
 
     def stop(self, term_wait=5.0):
         """SIGTERM, then SIGKILL after term_wait seconds. Returns the exit code."""
-        self.expect_running = False
         if self.proc is None:
+            self.expect_running = False
             return None
+        crashed = self.expect_running and self.proc.poll() is not None \
+            and -self.proc.returncode in CRASH_SIGNALS
+        self.expect_running = False
+        if crashed:
+            PROCESS_REPORTS.append("%s (pid %d) was killed by signal %d before it was stopped;"
+                                   " its output (%s):\n%s" % (self.name, self.proc.pid,
+                                                              -self.proc.returncode, self.log_path,
+                                                              self.log_text(limit=3000)))
         if self.proc.poll() is None:
             try:
                 os.kill(self.proc.pid, signal.SIGTERM)
@@ -140,7 +150,7 @@ class Proc:
         self.returncode = self.proc.returncode
         report = sanitizer_report(self.log_text(limit=200000))
         if report:
-            SANITIZER_REPORTS.append("%s (%s):\n%s" % (self.name, self.log_path, report))
+            PROCESS_REPORTS.append("%s (%s):\n%s" % (self.name, self.log_path, report))
         return self.returncode
 
     def log_size(self):
@@ -686,8 +696,9 @@ def pytest_runtest_makereport(item, call):
         marks = getattr(item, "_log_marks", {})
         for p in list(RUNNING):
             text = p.log_text(marks.get(id(p), 0))
-            if text.strip():
-                rep.sections.append(("%s output (%s)" % (p.name, p.log_path), text))
+            state = "running" if p.alive() else "exited with %s" % p.proc.returncode
+            rep.sections.append(("%s (pid %s, %s) output (%s)" % (p.name, p.pid, state, p.log_path),
+                                 text))
 
 
 def pytest_configure(config):
@@ -706,7 +717,7 @@ def pytest_sessionfinish(session, exitstatus):
     """Leak reports appear when a process exits, after its tests have passed."""
     for p in list(RUNNING):
         p.stop()
-    if SANITIZER_REPORTS:
-        sys.stderr.write("\nsanitizer reports from ringgate processes:\n%s\n"
-                         % "\n\n".join(SANITIZER_REPORTS))
+    if PROCESS_REPORTS:
+        sys.stderr.write("\ncrashes and sanitizer reports from the processes tests started:\n%s\n"
+                         % "\n\n".join(PROCESS_REPORTS))
         session.exitstatus = 1
