@@ -19,6 +19,10 @@
 #   IDLE_BIG=100000 idle connections for `idle100k` (ringgate only)
 #   RESULTS=perf/results   where the TSVs, REPORT.md and the PNGs go
 #   RINGGATE_BIN=build/ringgate
+#   BASELINE_BIN=   another ringgate binary (say, a build of the previous
+#                   commit) measured beside it as target `ringgate-base` in
+#                   small 16k 1m close c1000: an optimisation's before/after
+#                   in one run
 #   KEEP_WORK=1     keep the temporary directory (configurations, logs)
 #
 # The default full run takes about 13 minutes. Everything is on 127.0.0.1
@@ -55,6 +59,7 @@ IDLE_N=${IDLE_N:-10000}
 IDLE_BIG=${IDLE_BIG:-100000}
 RESULTS=${RESULTS:-perf/results}
 BIN=${RINGGATE_BIN:-build/ringgate}
+BASE_BIN=${BASELINE_BIN:-}
 PY=/usr/bin/python3
 
 case $ROUNDS$DUR$IDLE_N$IDLE_BIG in
@@ -88,15 +93,19 @@ P_IDLE_NG=18051
 P_IDLE_HP=18052
 P_IDLE_BIG=18053
 P_REDIS=18060       # Redis for the shared rate limit (CPU 0, with the load side)
+P_BASE=18070        # BASELINE_BIN: plain listener, admin
+P_BASE_ADMIN=18071
 SMALL_BODY=$(printf 'ringgate perf origin: a fixed answer of 128 bytes %078d' 0)
 
 need_tools nginx haproxy redis-server wrk curl openssl cc taskset ss /usr/bin/time
 [ -x "$BIN" ] || die "$BIN is not built (make build)"
+[ -z "$BASE_BIN" ] || [ -x "$BASE_BIN" ] || die "BASELINE_BIN $BASE_BIN is not an executable"
 [ -x "$PY" ] && "$PY" -c 'import jwt' 2>/dev/null || die "/usr/bin/python3 with jwt is needed (python3-jwt)"
 # Only the ports used here must be free (a leftover proxy sharing a
 # SO_REUSEPORT port would take half the connections).
 for p in $P_ORIGIN $P_ORIGIN2 $P_RG $P_RG_TLS $P_RG_ADMIN $P_NG $P_NG_TLS $P_HP $P_HP_TLS \
-    $P_RG1W $P_RG2W $P_NG1W $P_NG2W $P_IDLE_RG $P_IDLE_NG $P_IDLE_HP $P_IDLE_BIG $P_REDIS; do
+    $P_RG1W $P_RG2W $P_NG1W $P_NG2W $P_IDLE_RG $P_IDLE_NG $P_IDLE_HP $P_IDLE_BIG $P_REDIS \
+    $P_BASE $P_BASE_ADMIN; do
     ports_free "$p" "$p"
 done
 
@@ -355,6 +364,13 @@ target ringgate-schema ringgate "$RG_PID" "http://127.0.0.1:$P_RG/schema" 1 $pin
 target ringgate-tls ringgate "$RG_PID" "https://127.0.0.1:$P_RG_TLS" 1 $pinned
 target nginx-tls nginx "$NG_PID" "https://127.0.0.1:$P_NG_TLS" 1 $pinned
 target haproxy-tls haproxy "$HP_PID" "https://127.0.0.1:$P_HP_TLS" 1 $pinned
+if [ -n "$BASE_BIN" ]; then
+    ringgate_proxy_conf "$WORK/rg-base.yaml" 1 $P_BASE - $P_ORIGIN $P_BASE_ADMIN 0
+    start ringgate-base "${PIN_PROXY[@]}" "$BASE_BIN" -c "$WORK/rg-base.yaml"
+    BASE_PID=$LAST_PID
+    wait_port $P_BASE "$BASE_PID"
+    target ringgate-base ringgate "$BASE_PID" "http://127.0.0.1:$P_BASE" 1 $pinned
+fi
 
 ORIGIN2_PID=
 if want workers; then
@@ -386,7 +402,7 @@ expect() { # description expected-"code size" curl-args...
     [ "$got" = "$want" ] || die "$what answered '$got', not '$want'"
 }
 BEARER="Authorization: Bearer $JWT_TOKEN"
-for t in ringgate nginx haproxy ringgate-tls nginx-tls haproxy-tls; do
+for t in ringgate nginx haproxy ringgate-tls nginx-tls haproxy-tls ${BASE_BIN:+ringgate-base}; do
     expect "$t /small" "200 128" "${T_URL[$t]}/small"
     expect "$t /16k" "200 16384" "${T_URL[$t]}/16k"
     expect "$t /1m" "200 1048576" "${T_URL[$t]}/1m"
@@ -430,6 +446,8 @@ expect "the plain route with the POST" "200 128" -H 'Content-Type: application/j
     esac
     printf 'ringgate\t%s (%s, built %s; repository at %s%s)\n' "$("$BIN" -V 2>&1 | head -1)" "$BIN" \
         "$(date -u -r "$BIN" '+%Y-%m-%d %H:%M UTC')" "$(git rev-parse --short HEAD 2>/dev/null || echo '?')" "$dirty"
+    [ -n "$BASE_BIN" ] && printf 'ringgate-base\t%s (%s, built %s)\n' "$("$BASE_BIN" -V 2>&1 | head -1)" \
+        "$BASE_BIN" "$(date -u -r "$BASE_BIN" '+%Y-%m-%d %H:%M UTC')"
     printf 'nginx\t%s\n' "$(nginx -v 2>&1 | sed 's/^nginx version: //')"
     printf 'haproxy\t%s\n' "$(haproxy -v 2>&1 | head -1 | sed 's/ - https.*//')"
     printf 'wrk\t%s\n' "$(wrk -v 2>&1 | head -1 | awk '{print $2}')"
@@ -464,6 +482,10 @@ scenario() {
     tls) TARGETS="ringgate-tls nginx-tls haproxy-tls ringgate" ;;
     workers) TARGETS="ringgate-1w ringgate-2w nginx-1w nginx-2w"; THREADS=2 ;;
     esac
+    case $1 in
+    small | 16k | 1m | close | c1000) [ -n "$BASE_BIN" ] && TARGETS="$TARGETS ringgate-base" ;;
+    esac
+    return 0
 }
 
 ms() { # a wrk duration (12.3us, 4.5ms, 1.2s, 2.0m) in ms
@@ -676,7 +698,7 @@ printf 'loadavg_end\t%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" >> "$OUT/meta.tsv"
 printf 'elapsed_s\t%s\n' $(( $(date +%s) - T_START )) >> "$OUT/meta.tsv"
 
 # The proxies must still be the ones started (no crash, no restart).
-for p in "$ORIGIN_PID" "$RG_PID" "$NG_PID" "$HP_PID"; do
+for p in "$ORIGIN_PID" "$RG_PID" "$NG_PID" "$HP_PID" ${BASE_PID:-}; do
     alive "$p" || die "PID $p died during the run: see $WORK/*.out"
 done
 if [ -s "$WORK/ringgate.out" ]; then

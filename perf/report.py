@@ -172,6 +172,14 @@ def verdict(ok):
     return "**met**" if ok else "**missed**"
 
 
+def load_bound_note(res, s):
+    """Says so when the load side, not ringgate, set the rate of a run."""
+    if res.m(s, "ringgate", "cpu0_busy_pct") >= BUSY and res.m(s, "ringgate", "proxy_cpu_pct") < BUSY:
+        return (" (CPU 0, wrk + origin, was full and ringgate's core was not: the load side "
+                "set this rate, see below)")
+    return ""
+
+
 def bars(res):
     """The bar of issue #12: (item, figures, verdict) rows."""
     rows = []
@@ -184,12 +192,9 @@ def bars(res):
                      f"{fmt(c['haproxy'], 2)} µs: {xr(rn)} nginx, {xr(rh)} HAProxy",
                      verdict(rn <= 0.6 and rh <= 0.6)))
         a, b = res.m(s, "ringgate", "rps"), res.m(s, "nginx", "rps")
-        note = ""
-        if res.m(s, "ringgate", "cpu0_busy_pct") >= BUSY and res.m(s, "ringgate", "proxy_cpu_pct") < BUSY:
-            note = (" (CPU 0, wrk + origin, was full and ringgate's core was not: the load side "
-                    "set this rate, see below)")
         rows.append(("Small keep-alive GET: requests/s ≥ nginx's",
-                     f"{fmt(a)} vs {fmt(b)}: {xr(ratio(a, b))}{note}", verdict(a >= b)))
+                     f"{fmt(a)} vs {fmt(b)}: {xr(ratio(a, b))}{load_bound_note(res, s)}",
+                     verdict(a >= b)))
         a, b = res.m(s, "ringgate", "p99_ms"), res.m(s, "nginx", "p99_ms")
         rows.append(("Small keep-alive GET: p99 ≤ nginx's",
                      f"{fmt(a, 2)} ms vs {fmt(b, 2)} ms: {xr(ratio(a, b))}", verdict(a <= b)))
@@ -204,7 +209,8 @@ def bars(res):
     if res.has(s, "ringgate") and res.has(s, "nginx"):
         a, b = res.m(s, "ringgate", "rps"), res.m(s, "nginx", "rps")
         rows.append(("New connection per request: requests/s ≥ nginx's",
-                     f"{fmt(a)} vs {fmt(b)}: {xr(ratio(a, b))}", verdict(a >= b)))
+                     f"{fmt(a)} vs {fmt(b)}: {xr(ratio(a, b))}{load_bound_note(res, s)}",
+                     verdict(a >= b)))
     if res.idle_rows("ringgate") and res.idle_rows("nginx"):
         a, b = res.idle_m("ringgate", "bytes_per_conn"), res.idle_m("nginx", "bytes_per_conn")
         rows.append(("Idle keep-alive connection: RSS growth ≤ nginx's (same run) and ≤ 256 B",
@@ -316,6 +322,7 @@ def report(res, charts):
          "each round; whole run {0} s".format(meta.get("elapsed_s", "?"))],
         ["pinning", meta.get("pinning", "?")],
         ["ringgate", meta.get("ringgate", "?")],
+    ] + ([["ringgate-base (BASELINE_BIN)", meta["ringgate-base"]]] if "ringgate-base" in meta else []) + [
         ["nginx / HAProxy / wrk", f"{meta.get('nginx', '?')} / {meta.get('haproxy', '?')} / wrk "
          f"{meta.get('wrk', '?')}"],
         ["configurations", "1 worker each (nginx `worker_processes 1`, HAProxy `nbthread 1`, "
@@ -366,7 +373,7 @@ def report(res, charts):
         w("")
         lines = []
         if s in THROUGHPUT:
-            lines = ratio_lines(res, s, "ringgate", ["nginx", "haproxy"])
+            lines = ratio_lines(res, s, "ringgate", ["nginx", "haproxy", "ringgate-base"])
         elif s == "tls":
             lines = ratio_lines(res, s, "ringgate-tls", ["nginx-tls", "haproxy-tls", "ringgate"])
         elif s == "schema":
