@@ -728,6 +728,7 @@ static void start_exchange(struct conn *c, const struct http_request *req)
     c->x->method = req->method_id;
     c->x->minor_version = req->minor_version;
     c->x->keep_alive = req->keep_alive && !c->w->draining;
+    c->x->https = c->tls != NULL;
     c->x->expect_continue = req->expect_continue;
     c->x->started = c->w->now;
     c->x->req_body.in = req->body;
@@ -764,6 +765,7 @@ struct conn *conn_new_detached(struct conn *parent, const struct http_request *r
     c->x->cfg = parent->x->cfg; /* the one parent's route belongs to */
     c->x->route = parent->x->route;
     c->x->keep_alive = false;
+    c->x->https = parent->x->https; /* on behalf of the parent's client */
     c->x->expect_continue = false;
     exchange_begin(c, req->method, req->target, 0);
     request_id_set(c, NULL);

@@ -113,6 +113,7 @@ struct exchange {
     enum http_method method;
     int minor_version;
     bool keep_alive;
+    bool https;       /* came over TLS: X-Forwarded-Proto */
     bool expect_continue;
     bool upgrade;     /* an Upgrade forwarded: a 101 makes a tunnel */
     const char *upgrade_proto; /* "websocket", or a route's upgrade: entry */

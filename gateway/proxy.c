@@ -166,7 +166,7 @@ bool proxy_build_head(struct conn *c, const struct http_request *req, struct buf
     if (!first_xff)
         ok &= put_lit(out, pool, ", ");
     ok &= put_cstr(out, pool, c->x->peer_ip);
-    ok &= c->tls ? put_lit(out, pool, "\r\nX-Forwarded-Proto: https\r\nX-Request-Id: ")
+    ok &= c->x->https ? put_lit(out, pool, "\r\nX-Forwarded-Proto: https\r\nX-Request-Id: ")
                  : put_lit(out, pool, "\r\nX-Forwarded-Proto: http\r\nX-Request-Id: ");
     ok &= put_cstr(out, pool, c->x->request_id);
     ok &= put_lit(out, pool, "\r\n");

@@ -351,10 +351,12 @@ class Handler(BaseHTTPRequestHandler):
         inm = self.headers.get("If-None-Match")
         ims = self.headers.get("If-Modified-Since")
         with LOCK:
-            seen = CACHE_SEEN.setdefault(path, {"hits": 0, "inm": [], "ims": [], "methods": []})
+            seen = CACHE_SEEN.setdefault(path, {"hits": 0, "inm": [], "ims": [], "methods": [],
+                                                "proto": []})
             seen["hits"] += 1
             hit = seen["hits"]
             seen["methods"].append(self.command)
+            seen["proto"].append(self.headers.get("X-Forwarded-Proto"))
             if inm is not None:
                 seen["inm"].append(inm)
             if ims is not None:

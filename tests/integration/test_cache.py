@@ -565,30 +565,59 @@ upstreams:
   - name: origin
     endpoints: ["127.0.0.1:{origin}"]
 routes:
+  - match: {{prefix: /swr/}}
+    upstream: origin
+    cache: {{stale_while_revalidate: 30s}}
   - match: {{prefix: /}}
     upstream: origin
     cache: true
 """
 
 
+def tls_gateway(gateway_factory, origin, tmp_path):
+    certs = str(tmp_path)
+    subprocess.run(["sh", GEN, certs], check=True, capture_output=True, timeout=60)
+    return gateway_factory("tls", TLS_CONFIG, origin=origin.port, certs=certs), certs
+
+
+def curl_tls(g, certs, target, body_path):
+    """GET over TLS with curl; returns the response head as text."""
+    proc = subprocess.run(
+        ["curl", "-sS", "--max-time", "30", "--cacert", os.path.join(certs, "ca.pem"),
+         "--resolve", "a.example.com:%d:127.0.0.1" % g.port, "-D", "-", "-o",
+         str(body_path), "https://a.example.com:%d%s" % (g.port, target)],
+        capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.decode()
+
+
 @pytest.mark.skipif(shutil.which("openssl") is None or shutil.which("curl") is None,
                     reason="openssl and curl are needed")
 def test_hits_over_tls(gateway_factory, origin, tmp_path):
-    certs = str(tmp_path)
-    subprocess.run(["sh", GEN, certs], check=True, capture_output=True, timeout=60)
-    g = gateway_factory("tls", TLS_CONFIG, origin=origin.port, certs=certs)
+    g, certs = tls_gateway(gateway_factory, origin, tmp_path)
     path = unique()
     target = url(path, cc="max-age=60", n="700000")
     outs = []
     for _ in range(3):
-        proc = subprocess.run(
-            ["curl", "-sS", "--max-time", "30", "--cacert", os.path.join(certs, "ca.pem"),
-             "--resolve", "a.example.com:%d:127.0.0.1" % g.port, "-D", "-", "-o",
-             str(tmp_path / "body"), "https://a.example.com:%d%s" % (g.port, target)],
-            capture_output=True, timeout=60)
-        assert proc.returncode == 0, proc.stderr
-        outs.append(proc.stdout.decode())
+        outs.append(curl_tls(g, certs, target, tmp_path / "body"))
         assert (tmp_path / "body").read_bytes() == pattern_bytes(700000)
     assert "fwd=miss; stored" in outs[0]
     assert "cache-status: ringgate; hit" in outs[2].lower()
     assert hits(origin, path)["hits"] == 1
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None or shutil.which("curl") is None,
+                    reason="openssl and curl are needed")
+def test_background_refresh_over_tls_says_https(gateway_factory, origin, tmp_path):
+    """The refresh runs without a client connection, on behalf of one that
+    came over TLS: the origin must see the scheme the client used."""
+    g, certs = tls_gateway(gateway_factory, origin, tmp_path)
+    path = unique("swr")
+    target = url(path, cc="max-age=1", etag='"t1"')
+    curl_tls(g, certs, target, tmp_path / "body")
+    time.sleep(2.2)
+    assert "stale-while-revalidate" in curl_tls(g, certs, target, tmp_path / "body").lower()
+    deadline = time.monotonic() + 5
+    while hits(origin, path)["hits"] < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert hits(origin, path)["proto"] == ["https", "https"]
