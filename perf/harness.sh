@@ -199,6 +199,8 @@ origin_conf() { # file name workers port
         listen 127.0.0.1:$4 reuseport backlog=4096;
         location = /16k { root $WORK/www; default_type application/octet-stream; }
         location = /1m { root $WORK/www; default_type application/octet-stream; }
+        location /cache/ { default_type text/plain; add_header Cache-Control "max-age=3600";
+                           return 200 "$SMALL_BODY"; }
         location / { default_type text/plain; return 200 "$SMALL_BODY"; }
     }
 NGX
@@ -229,8 +231,11 @@ nginx_proxy_conf() { # file name workers port tls-port(or -) origin-port connect
     proxy_buffers 8 16k;
     proxy_max_temp_file_size 0;
     client_body_buffer_size 64k;
+    proxy_cache_path $WORK/cache-$2 levels=1:2 keys_zone=cache_${2//-/_}:16m max_size=256m inactive=1h;
     upstream origin { server 127.0.0.1:$6; keepalive 64; keepalive_requests 1000000; keepalive_timeout 120s; }
-    server { listen 127.0.0.1:$4 reuseport backlog=4096; location / { proxy_pass http://origin; } }
+    server { listen 127.0.0.1:$4 reuseport backlog=4096; location / { proxy_pass http://origin; }
+             location /cache/ { proxy_pass http://origin; proxy_cache cache_${2//-/_};
+                                add_header X-Cache \$upstream_cache_status; } }
     $tls
 NGX
 }
@@ -251,7 +256,13 @@ $tls
     http-request set-header X-Request-Id %[uuid]
     default_backend be
 backend be
+    http-request set-var(txn.cached) bool(true) if { path_beg /cache/ }
+    http-request cache-use bench if { var(txn.cached) -m bool }
+    http-response cache-store bench if { var(txn.cached) -m bool }
     server o1 127.0.0.1:$5 pool-max-conn 64
+cache bench
+    total-max-size 64
+    max-age 3600
 HAP
 }
 
@@ -286,6 +297,7 @@ jwt_providers:
     issuer: perf
     audiences: [bench]
 redis: {address: "127.0.0.1:$P_REDIS", timeout: 50ms}
+cache: {memory: 64MiB}
 rate_limits:
   - name: perf
     key: ip
@@ -305,6 +317,7 @@ routes:
   - {name: ratelimit, match: {prefix: /rl/}, upstream: origin, rate_limit: perf}
   - {name: ratelimit_redis, match: {prefix: /rlr/}, upstream: origin, rate_limit: perf_redis}
   - {name: schema, match: {prefix: /schema/}, upstream: origin, schema: order}
+  - {name: cache, match: {prefix: /cache/}, upstream: origin, cache: true}
 RG
         else
             echo "routes:"
@@ -364,6 +377,9 @@ target ringgate-schema ringgate "$RG_PID" "http://127.0.0.1:$P_RG/schema" 1 $pin
 target ringgate-tls ringgate "$RG_PID" "https://127.0.0.1:$P_RG_TLS" 1 $pinned
 target nginx-tls nginx "$NG_PID" "https://127.0.0.1:$P_NG_TLS" 1 $pinned
 target haproxy-tls haproxy "$HP_PID" "https://127.0.0.1:$P_HP_TLS" 1 $pinned
+target ringgate-cache ringgate "$RG_PID" "http://127.0.0.1:$P_RG/cache" 1 $pinned
+target nginx-cache nginx "$NG_PID" "http://127.0.0.1:$P_NG/cache" 1 $pinned
+target haproxy-cache haproxy "$HP_PID" "http://127.0.0.1:$P_HP/cache" 1 $pinned
 if [ -n "$BASE_BIN" ]; then
     ringgate_proxy_conf "$WORK/rg-base.yaml" 1 $P_BASE - $P_ORIGIN $P_BASE_ADMIN 0
     start ringgate-base "${PIN_PROXY[@]}" "$BASE_BIN" -c "$WORK/rg-base.yaml"
@@ -481,6 +497,7 @@ scenario() {
     schema) TARGETS="ringgate-post ringgate-schema"; PATH_=/post; EXTRA=(-s "$WORK/post.lua") ;;
     tls) TARGETS="ringgate-tls nginx-tls haproxy-tls ringgate" ;;
     workers) TARGETS="ringgate-1w ringgate-2w nginx-1w nginx-2w"; THREADS=2 ;;
+    cache) TARGETS="ringgate-cache nginx-cache haproxy-cache ringgate" ;;
     esac
     case $1 in
     small | 16k | 1m | close | c1000) [ -n "$BASE_BIN" ] && TARGETS="$TARGETS ringgate-base" ;;
@@ -633,37 +650,35 @@ idle_one() { # round proxy n port
     ports_free "$port" "$port"
 }
 
-# ---------------------------------------------------------------- cache hook
-# HOOK(cache): the response cache has landed; perf/cache_bench.sh measures
-# cache hits beside nginx proxy_cache and Varnish. To make it a scenario here:
-#   1. give ringgate_proxy_conf a top-level `cache:` block and a route
-#      {name: cache, match: {prefix: /cache/}, upstream: origin, cache: true};
-#   2. add `target ringgate-cache ringgate "$RG_PID" "http://127.0.0.1:$P_RG/cache" 1 $pinned`
-#      (and, for comparison, nginx with proxy_cache / HAProxy with `cache`);
-#   3. add `cache) TARGETS="ringgate ringgate-cache" ;;` to scenario() and
-#      prime the cache with one request before the round;
-#   4. delete this function's "skipped" branch (perf/report.py then shows
-#      the scenario with the other filter paths).
-cache_hook() {
-    printf 'listeners: [{listen: 127.0.0.1:%s}]\nupstreams: [{name: o, endpoints: [127.0.0.1:%s]}]\nroutes: [{upstream: o, cache: true}]\n' \
-        $P_RG $P_ORIGIN > "$WORK/cache-probe.yaml"
-    if "$BIN" -t -c "$WORK/cache-probe.yaml" > /dev/null 2>&1; then
-        printf '0\tcache\t-\tcache hits are measured by perf/cache_bench.sh (ringgate beside nginx proxy_cache and Varnish); not yet a scenario here (HOOK(cache) in perf/harness.sh)\n' >> "$OUT/notes.tsv"
-        echo "  cache    see perf/cache_bench.sh (cache hits beside nginx proxy_cache and Varnish)"
-    else
-        printf '0\tcache\t-\tskipped: ringgate has no response cache yet (routes[].cache is rejected); HOOK(cache) in perf/harness.sh\n' >> "$OUT/notes.tsv"
-        echo "  cache    skipped: the response cache is not built yet (HOOK(cache) in perf/harness.sh)"
-    fi
+# ---------------------------------------------------------------- cache
+# The `cache` scenario measures hits: the origin marks /cache/ answers
+# `max-age=3600`; each proxy stores them (ringgate `cache: true`, nginx
+# proxy_cache, HAProxy's cache). Before the rounds each target is primed and
+# must then answer from its cache (ringgate: Cache-Status hit; nginx:
+# X-Cache HIT; HAProxy: an Age header, which only its cache adds).
+cache_prime() {
+    local t hdrs
+    for t in ringgate-cache nginx-cache haproxy-cache; do
+        curl -s --max-time 10 -o /dev/null "${T_URL[$t]}/small" || true
+        curl -s --max-time 10 -o /dev/null "${T_URL[$t]}/small" || true
+        hdrs=$(curl -s --max-time 10 -D - -o /dev/null "${T_URL[$t]}/small" || true)
+        case $t in
+        ringgate-cache) grep -qi '^cache-status:.*; hit' <<< "$hdrs" ;;
+        nginx-cache) grep -qi '^x-cache: HIT' <<< "$hdrs" ;;
+        haproxy-cache) grep -qi '^age:' <<< "$hdrs" ;;
+        esac || die "$t does not answer /small from its cache; its answer was:
+$hdrs"
+    done
 }
 
 # ---------------------------------------------------------------- the rounds
 echo "# harness: $ROUNDS round(s) of ${DUR}s runs (after ${WARMUP}s of warm-up); $NCPU CPUs; load average $LOAD_START"
 echo "# pinning: $PINNING"
 echo "# scenarios: $SCENARIOS"
-want cache && cache_hook
+want cache && cache_prime
 for r in $(seq "$ROUNDS"); do
     echo "# round $r of $ROUNDS"
-    for s in small 16k 1m close c1000 jwt ratelimit schema tls workers; do
+    for s in small 16k 1m close c1000 jwt ratelimit schema tls cache workers; do
         want "$s" || continue
         scenario "$s"
         # Rotate the order from round to round: A B C, B C A, C A B.

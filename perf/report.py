@@ -40,12 +40,17 @@ SCENARIOS = {  # name: (title, what the run is)
     "tls": ("TLS listener",
             "128-byte answer over keep-alive TLS (wrk https, ECDSA P-256), 64 connections; "
             "ringgate's plain listener in the same round"),
+    "cache": ("Cache hits",
+              "128-byte answer stored by each proxy's cache (the origin says `max-age=3600`; "
+              "ringgate `cache: true`, nginx `proxy_cache`, HAProxy `cache`), primed before the "
+              "rounds so that every request is a hit, 64 connections; ringgate's plain route "
+              "(to the origin) in the same round"),
     "workers": ("1 and 2 workers (not pinned)",
                 "128-byte answer, 64 connections, wrk -t2; proxies, origin (2 workers) and wrk "
                 "share both cores"),
 }
 THROUGHPUT = ["small", "16k", "1m", "close", "c1000"]
-FILTERS = ["jwt", "ratelimit", "schema", "tls"]
+FILTERS = ["jwt", "ratelimit", "schema", "tls", "cache"]
 
 
 def num(v):
@@ -374,8 +379,8 @@ def report(res, charts):
         lines = []
         if s in THROUGHPUT:
             lines = ratio_lines(res, s, "ringgate", ["nginx", "haproxy", "ringgate-base"])
-        elif s == "tls":
-            lines = ratio_lines(res, s, "ringgate-tls", ["nginx-tls", "haproxy-tls", "ringgate"])
+        elif s in ("tls", "cache"):
+            lines = ratio_lines(res, s, f"ringgate-{s}", [f"nginx-{s}", f"haproxy-{s}", "ringgate"])
         elif s == "schema":
             lines = ratio_lines(res, s, "ringgate-schema", ["ringgate-post"])
         elif s in ("jwt", "ratelimit"):
@@ -394,15 +399,14 @@ def report(res, charts):
                     pass
             if res.has(s, "ringgate-2w") and res.has(s, "nginx-2w"):
                 lines += ratio_lines(res, s, "ringgate-2w", ["nginx-2w"])
-        if s in ("jwt", "ratelimit", "schema", "tls"):
-            base = {"jwt": "ringgate", "ratelimit": "ringgate", "schema": "ringgate-post",
-                    "tls": "ringgate"}[s]
-            filt = {"jwt": "ringgate-jwt", "ratelimit": "ringgate-ratelimit",
-                    "schema": "ringgate-schema", "tls": "ringgate-tls"}[s]
+        if s in FILTERS:
+            base = "ringgate-post" if s == "schema" else "ringgate"
+            filt = f"ringgate-{s}"
+            what = {"tls": "the TLS listener", "cache": "a cache hit"}.get(s, "the filter")
             if res.has(s, base) and res.has(s, filt):
                 d = res.m(s, filt, "cpu_us_per_req") - res.m(s, base, "cpu_us_per_req")
-                lines.append(f"- cost of the {'TLS listener' if s == 'tls' else 'filter'}: "
-                             f"{d:+.2f} CPU-µs per request over ringgate's plain route in the same rounds")
+                lines.append(f"- cost of {what}: {d:+.2f} CPU-µs per request over ringgate's "
+                             "plain route in the same rounds")
         for line in lines:
             w(line)
         w("")
@@ -471,7 +475,7 @@ def charts(res, d):
     plt.rcParams.update({"font.size": 10, "axes.spines.top": False, "axes.spines.right": False})
 
     def grouped(fname, field, title, unit, better, alt):
-        scen = [s for s in THROUGHPUT + ["tls"] if s in res.order]
+        scen = [s for s in THROUGHPUT + ["tls", "cache"] if s in res.order]
         if not scen:
             return
         cols = 3
@@ -480,7 +484,7 @@ def charts(res, d):
         for i, s in enumerate(scen):
             ax = axes[i // cols][i % cols]
             names = ["ringgate", "nginx", "haproxy"]
-            targets = [n + ("-tls" if s == "tls" else "") for n in names]
+            targets = [n + ("-" + s if s in ("tls", "cache") else "") for n in names]
             f = "mbps" if (s == "1m" and field == "rps") else field
             vals = [res.m(s, t, f) for t in targets]
             lows = [min(res.all(s, t, f) or [float("nan")]) for t in targets]
@@ -518,12 +522,14 @@ def charts(res, d):
     pairs = [(s, b, f) for s, b, f in [("jwt", "ringgate", "ringgate-jwt"),
                                        ("ratelimit", "ringgate", "ringgate-ratelimit"),
                                        ("schema", "ringgate-post", "ringgate-schema"),
-                                       ("tls", "ringgate", "ringgate-tls")]
+                                       ("tls", "ringgate", "ringgate-tls"),
+                                       ("cache", "ringgate", "ringgate-cache")]
              if res.has(s, b) and res.has(s, f)]
     if pairs:
-        fig, ax = plt.subplots(figsize=(9, 1.2 + 0.9 * len(pairs)))
+        fig, ax = plt.subplots(figsize=(9, 1.8 + 0.9 * len(pairs)))
         labels = {"jwt": "JWT (HS256, cached)", "ratelimit": "rate limit (ip)",
-                  "schema": "schema (1 KiB POST)", "tls": "TLS listener"}
+                  "schema": "schema (1 KiB POST)", "tls": "TLS listener",
+                  "cache": "cache hit (no origin)"}
         y = list(range(len(pairs)))
         plain = [res.m(s, b, "cpu_us_per_req") for s, b, _ in pairs]
         filt = [res.m(s, f, "cpu_us_per_req") for s, _, f in pairs]
