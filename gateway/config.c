@@ -27,6 +27,7 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "buf.h"
 #include "http1.h"
 #include "jwt.h"
 #include "schema.h"
@@ -603,6 +604,21 @@ static void set_connection_cap(struct loader *ld, const char *key, yaml_node_t *
     expect_uint(ld, key, value, 1u << 30, (uint64_t *)field);
 }
 
+/* Below one pooled block it would save nothing; above 16 MiB one response
+ * would hold more than a buffer is for. */
+static void set_response_buffer(struct loader *ld, const char *key, yaml_node_t *value,
+                                void *field)
+{
+    uint64_t bytes;
+
+    if (!parse_size_at(ld, key, value, &bytes))
+        return;
+    if (bytes < BUF_BLOCK || bytes > 16 * 1024 * 1024)
+        report(ld, value, "'%s' must be between 16KiB and 16MiB", key);
+    else
+        *(uint64_t *)field = bytes;
+}
+
 static const struct key_rule limits_rules[] = {
     KEY("max_header_bytes", set_nonzero_size, struct limits_conf, max_header_bytes),
     KEY("max_body_bytes", set_size, struct limits_conf, max_body_bytes),
@@ -612,6 +628,7 @@ static const struct key_rule limits_rules[] = {
     KEY("max_connections", set_connection_cap, struct limits_conf, max_connections),
     KEY("max_connections_per_ip", set_connection_cap, struct limits_conf, max_connections_per_ip),
     KEY("max_memory", set_size, struct limits_conf, max_memory),
+    KEY("response_buffer", set_response_buffer, struct limits_conf, response_buffer),
     END_RULES,
 };
 
@@ -2153,6 +2170,7 @@ static void set_defaults(struct config *cfg)
     cfg->shutdown_timeout = 10 * 1000;
     cfg->limits.max_header_bytes = 32 * 1024;
     cfg->limits.max_body_bytes = 8 * 1024 * 1024;
+    cfg->limits.response_buffer = 256 * 1024;
     cfg->limits.header_timeout = 10 * 1000;
     cfg->limits.idle_timeout = 60 * 1000;
     cfg->limits.tunnel_idle_timeout = 3600 * 1000;

@@ -37,6 +37,7 @@ struct limits_conf {
     uint64_t max_connections;     /* client connections, all listeners; 0: no cap */
     uint64_t max_connections_per_ip; /* from one client address; 0: no cap */
     uint64_t max_memory; /* connections' memory, all workers, before load shedding; 0: off */
+    uint64_t response_buffer; /* largest receive of a response body; default 256KiB */
 };
 
 struct listener_conf {

@@ -18,7 +18,6 @@
 #include "tls.h"
 
 #define UP_HEAD_LIMIT (64 * 1024) /* largest response head we accept */
-#define BODY_RECV_MAX (4 * BUF_BLOCK) /* a response body's receives, straight into up->in */
 
 struct endpoint_pool {
     struct upconn *idle;
@@ -413,13 +412,14 @@ void upstream_arm_recv(struct upconn *up)
         return;
     if (receiving_body(up)) {
         /* A body that fits the pooled block stays in it; a longer one gets
-         * a larger buffer (one allocation per long response). */
+         * a larger buffer, up to limits.response_buffer (one allocation per
+         * long response): fewer, larger receives cost less CPU per byte. */
         const struct body_relay *r = &up->client->x->resp_body;
-        size_t want = r->in == HTTP_BODY_LENGTH && r->remaining < BODY_RECV_MAX
-                          ? (size_t)r->remaining
-                          : BODY_RECV_MAX;
+        size_t most = (size_t)up->client->x->cfg->limits.response_buffer;
+        size_t want = r->in == HTTP_BODY_LENGTH && r->remaining < most ? (size_t)r->remaining
+                                                                        : most;
 
-        room = buf_reserve(&up->in, &up->w->pool, want ? want : 1, BODY_RECV_MAX);
+        room = buf_reserve(&up->in, &up->w->pool, want ? want : 1, most);
         if (room == 0)
             return;
         sqe = worker_sqe(up->w);

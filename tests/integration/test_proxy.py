@@ -257,6 +257,35 @@ def test_response_read_to_close_delivered_whole(gw):
     assert sha256(r.body) == sha256(pattern_bytes(n))
 
 
+SMALL_BUFFER = """\
+workers: 1
+access_log: "off"
+limits: {{response_buffer: 16KiB}}
+listeners: [{{name: public, listen: "127.0.0.1:{port}"}}]
+upstreams: [{{name: origin, endpoints: ["127.0.0.1:{origin}"]}}]
+routes: [{{match: {{prefix: /o/}}, upstream: origin}}]
+"""
+
+
+@pytest.fixture(scope="module")
+def small_buffer_gw(gateway_factory, origin):
+    return gateway_factory("small_buffer", SMALL_BUFFER, origin=origin.port)
+
+
+@pytest.mark.parametrize("path", ["/o/bytes?n=%d" % (3 << 20), "/o/chunked?n=%d" % (1 << 20),
+                                  "/o/close?n=300000"])
+def test_long_bodies_with_the_smallest_response_buffer(small_buffer_gw, path):
+    """limits.response_buffer at its minimum: a long body in 16 KiB pieces,
+    whatever its framing, arrives whole."""
+    n = int(path.rsplit("=", 1)[1])
+    with small_buffer_gw.conn(timeout=30) as c:
+        c.send(request_bytes("GET", path))
+        r = c.read_response()
+    assert r.status == 200, r
+    assert len(r.body) == n
+    assert sha256(r.body) == sha256(pattern_bytes(n))
+
+
 def test_head_has_no_body(gw):
     with gw.conn() as c:
         c.send(request_bytes("HEAD", "/o/bytes?n=5000"))

@@ -67,6 +67,7 @@ static void test_defaults(void)
     CHECK_INT(cfg->shutdown_timeout, 10000);
     CHECK_INT(cfg->limits.max_header_bytes, 32 * 1024);
     CHECK_INT(cfg->limits.max_body_bytes, 8 * 1024 * 1024);
+    CHECK_INT(cfg->limits.response_buffer, 256 * 1024);
     CHECK_INT(cfg->limits.header_timeout, 10000);
     CHECK_INT(cfg->limits.idle_timeout, 60000);
     CHECK_STR(cfg->access_log, "/var/log/ringgate/access.log");
@@ -110,6 +111,7 @@ static void test_full_config(void)
         "limits:\n"
         "  max_header_bytes: 16KiB\n"
         "  max_body_bytes: 1MB\n"
+        "  response_buffer: 1MiB\n"
         "  header_timeout: 5s\n"
         "  idle_timeout: 2m\n"
         "access_log: logs/access.log\n"
@@ -161,6 +163,7 @@ static void test_full_config(void)
     CHECK_INT(cfg->shutdown_timeout, 250);
     CHECK_INT(cfg->limits.max_header_bytes, 16384);
     CHECK_INT(cfg->limits.max_body_bytes, 1000000);
+    CHECK_INT(cfg->limits.response_buffer, 1024 * 1024);
     CHECK_INT(cfg->limits.header_timeout, 5000);
     CHECK_INT(cfg->limits.idle_timeout, 120000);
     snprintf(expect, sizeof expect, "%s/logs/access.log", tmp_dir);
@@ -552,8 +555,13 @@ static void test_bad_size(void)
     load_bad(LISTENER "limits: {max_header_bytes: 99999999999999999999}\n");
     CHECK_ERROR(0, "t.yaml:2:28: 'max_header_bytes': invalid size '99999999999999999999'");
 
-    struct config *cfg = load(LISTENER "limits: {max_body_bytes: 0}\n");
-    CHECK(cfg && cfg->limits.max_body_bytes == 0);
+    load_bad(LISTENER "limits: {response_buffer: 8KiB}\n");
+    CHECK_ERROR(0, "t.yaml:2:27: 'response_buffer' must be between 16KiB and 16MiB");
+    load_bad(LISTENER "limits: {response_buffer: 17MiB}\n");
+    CHECK_ERROR(0, "t.yaml:2:27: 'response_buffer' must be between 16KiB and 16MiB");
+
+    struct config *cfg = load(LISTENER "limits: {max_body_bytes: 0, response_buffer: 16KiB}\n");
+    CHECK(cfg && cfg->limits.max_body_bytes == 0 && cfg->limits.response_buffer == 16384);
     config_free(cfg);
 }
 
