@@ -191,7 +191,6 @@ static void unadmit(const struct conn *c)
 void conn_accept(struct worker *w, struct listen_socket *ls, int fd)
 {
     struct conn *c = aligned_alloc(16, sizeof(*c));
-    int one = 1;
 
     if (!c) {
         close(fd);
@@ -210,7 +209,6 @@ void conn_accept(struct worker *w, struct listen_socket *ls, int fd)
     c->fd = fd;
     c->listener = ls->conf;
     c->state = CS_HEAD;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     c->next = w->conns;
     if (w->conns)
         w->conns->prev = c;
