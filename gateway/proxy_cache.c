@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "cache_store.h"
@@ -48,6 +49,7 @@ struct cache_exchange {
     bool filling;         /* the response is being stored: body to the fill */
     bool invalidate;      /* an unsafe method: purge the URL on 2xx/3xx */
     size_t key_len, head_len, up_headers_len;
+    size_t host_len; /* the key's host part (invalidations only) */
     char text[]; /* key, request head, forwarded claim headers */
 };
 
@@ -466,6 +468,46 @@ static void go_to_origin(struct conn *c)
     c->x->up_headers_len = 0;
 }
 
+/* Length of a leading "http://" or "https://" (any case), else 0. */
+static size_t scheme_length(const char *p, size_t len)
+{
+    if (len >= 7 && strncasecmp(p, "http://", 7) == 0) return 7;
+    if (len >= 8 && strncasecmp(p, "https://", 8) == 0) return 8;
+    return 0;
+}
+
+/* RFC 9111 4.4: a successful unsafe request also invalidates what its
+ * response's Location or Content-Location names, when that is on the
+ * request's own host (another host's objects are not its to touch): an
+ * absolute path, or an absolute URI with the same host[:port]. */
+static void purge_named(const struct cache_exchange *cx, const struct http_response *resp,
+                        const char *name)
+{
+    const struct http_header *h = http1_find_header(resp->headers, resp->n_headers, name);
+    const char *host = cx_key(cx), *p, *fragment;
+    size_t len, skip;
+    char key[KEY_MAX];
+
+    if (!h) return;
+    p = h->value.p;
+    len = h->value.len;
+    if ((skip = scheme_length(p, len))) {
+        p += skip;
+        len -= skip;
+        if (len < cx->host_len || strncasecmp(p, host, cx->host_len) != 0 ||
+            (len > cx->host_len && p[cx->host_len] != '/'))
+            return;
+        p += cx->host_len;
+        len -= cx->host_len;
+    }
+    if (len == 0 || p[0] != '/' || (len > 1 && p[1] == '/')) return;
+    if ((fragment = memchr(p, '#', len))) len = (size_t)(fragment - p);
+    if (cx->host_len + len > sizeof(key)) return;
+    memcpy(key, host, cx->host_len);
+    memcpy(key + cx->host_len, p, len);
+    cache_purge(store, key, cx->host_len + len);
+}
+
 bool proxy_cache_on_response(struct conn *c, const struct http_response *resp)
 {
     struct cache_exchange *cx = c->x->cx;
@@ -478,7 +520,11 @@ bool proxy_cache_on_response(struct conn *c, const struct http_response *resp)
 
     if (!cx) return false;
     if (cx->invalidate) { /* RFC 9111 4.4 */
-        if (resp->status >= 200 && resp->status < 400) cache_purge(store, cx_key(cx), cx->key_len);
+        if (resp->status >= 200 && resp->status < 400) {
+            cache_purge(store, cx_key(cx), cx->key_len);
+            purge_named(cx, resp, "location");
+            purge_named(cx, resp, "content-location");
+        }
         return false;
     }
     if (failing && stale_on_error(c, resp->status)) return true;
@@ -583,8 +629,10 @@ static bool bypass(struct conn *c, const struct http_request *req, const char *k
 
     set_status(c, method ? CACHE_FWD_METHOD : CACHE_FWD_BYPASS, 0, NULL);
     count(c, CACHE_OUTCOME_BYPASS);
-    if (unsafe_method(req->method_id) && key_len && (cx = cx_new(c, c, key, key_len, false)))
+    if (unsafe_method(req->method_id) && key_len && (cx = cx_new(c, c, key, key_len, false))) {
         cx->invalidate = true;
+        cx->host_len = req->host.len;
+    }
     return false;
 }
 

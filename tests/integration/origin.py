@@ -378,6 +378,10 @@ class Handler(BaseHTTPRequestHandler):
             headers.append(("Last-Modified", self.date_time_string(time.time() - int(q["lm"]))))
         if "vary" in q:
             headers.append(("Vary", q["vary"]))
+        if "loc" in q:
+            headers.append(("Location", q["loc"]))
+        if "cloc" in q:
+            headers.append(("Content-Location", q["cloc"]))
         if q.get("cookie"):
             headers.append(("Set-Cookie", "session=secret%d" % hit))
         if etag and inm and etag in [t.strip() for t in inm.split(",")]:

@@ -194,6 +194,26 @@ def test_other_methods_bypass_and_unsafe_ones_invalidate(cgw, origin):
     assert hits(origin, path)["methods"] == ["GET", "OPTIONS", "POST", "GET"]
 
 
+@pytest.mark.parametrize("header", ["loc", "cloc"])
+def test_unsafe_request_invalidates_what_location_names_on_its_host(cgw, origin, header):
+    """RFC 9111 4.4: Location and Content-Location of a successful unsafe
+    request are invalidated when on the request's host, not elsewhere."""
+    paths = [unique() for _ in range(4)]
+    for p in paths:
+        get(cgw, url(p, cc="max-age=60"))
+        assert "hit" in status_of(get(cgw, url(p, cc="max-age=60")))
+    named = [url(paths[0], cc="max-age=60"),                        # absolute path
+             "http://TEST.local" + url(paths[1], cc="max-age=60"),  # same host, any case
+             "http://other.example" + url(paths[2], cc="max-age=60"),  # another host
+             "//test.local" + url(paths[3], cc="max-age=60")]       # network-path: not taken
+    for n in named:
+        post = cgw.request("POST", url(unique(), **{header: n + "#frag"}), body=b"x")
+        assert post.status == 200, post
+    after = [status_of(get(cgw, url(p, cc="max-age=60"))) for p in paths]
+    assert after[0] == after[1] == "ringgate; fwd=miss; stored", after
+    assert "hit" in after[2] and "hit" in after[3], after
+
+
 def test_routes_without_cache_are_untouched(cgw, origin):
     path = unique("plain")
     for _ in range(2):
