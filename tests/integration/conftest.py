@@ -295,6 +295,24 @@ class Gateway(Proc):
             c.close()
 
 
+FD_LIMITED = """\
+workers: 1
+access_log: "off"
+admin: {{listen: "127.0.0.1:{admin}"}}
+listeners: [{{name: public, listen: "127.0.0.1:{port}"}}]
+upstreams: [{{name: origin, endpoints: ["127.0.0.1:{origin}"]}}]
+routes: [{{match: {{prefix: /}}, upstream: origin}}]
+"""
+
+
+def fd_limited_gateway(work_dir, name, origin_port, admin_port, nofile):
+    """A gateway (not started) whose RLIMIT_NOFILE is nofile, soft and
+    hard, set by prlimit: for tests of what happens at the limit."""
+    g = Gateway(work_dir, name, FD_LIMITED, origin=origin_port, admin=admin_port)
+    g.argv = ["prlimit", "--nofile=%d:%d" % (nofile, nofile)] + g.argv
+    return g
+
+
 # ---------------------------------------------------------------------------
 # Raw HTTP over sockets
 

@@ -8,16 +8,7 @@ import time
 
 import pytest
 
-from conftest import Conn, Gateway, free_port, request_bytes
-
-FD_LIMITED = """\
-workers: 1
-access_log: "off"
-admin: {{listen: "127.0.0.1:{admin}"}}
-listeners: [{{name: public, listen: "127.0.0.1:{port}"}}]
-upstreams: [{{name: origin, endpoints: ["127.0.0.1:{origin}"]}}]
-routes: [{{match: {{prefix: /}}, upstream: origin}}]
-"""
+from conftest import Conn, fd_limited_gateway, free_port, request_bytes
 
 LIMIT = 64  # RLIMIT_NOFILE
 FLOOD = 80  # connections: more than the process can hold
@@ -52,8 +43,7 @@ def still_waiting(sock, seconds=1.5):
 
 def test_admin_answers_at_the_descriptor_limit(work_dir, origin):
     admin = free_port()
-    g = Gateway(work_dir, "admin_fd_limited", FD_LIMITED, origin=origin.port, admin=admin)
-    g.argv = ["prlimit", "--nofile=%d:%d" % (LIMIT, LIMIT)] + g.argv
+    g = fd_limited_gateway(work_dir, "admin_fd_limited", origin.port, admin, LIMIT)
     g.start()
     held = []
     try:

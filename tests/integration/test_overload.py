@@ -12,7 +12,7 @@ import urllib.request
 
 import pytest
 
-from conftest import Gateway, free_port, request_bytes
+from conftest import fd_limited_gateway, free_port, request_bytes
 
 CAPPED = """\
 workers: 2
@@ -268,16 +268,6 @@ def test_memory_budget_sheds_load_then_recovers(gateway_factory, origin):
         s.close()
 
 
-FD_LIMITED = """\
-workers: 1
-access_log: "off"
-admin: {{listen: "127.0.0.1:{admin}"}}
-listeners: [{{name: public, listen: "127.0.0.1:{port}"}}]
-upstreams: [{{name: origin, endpoints: ["127.0.0.1:{origin}"]}}]
-routes: [{{match: {{prefix: /}}, upstream: origin}}]
-"""
-
-
 def cpu_ticks(pid):
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
@@ -287,8 +277,7 @@ def cpu_ticks(pid):
 def test_accept_pauses_at_the_descriptor_limit_and_resumes(work_dir, origin):
     """With RLIMIT_NOFILE at 64, connections past it wait in the listen
     backlog (no crash, no busy loop); once some close, they are served."""
-    g = Gateway(work_dir, "fd_limited", FD_LIMITED, origin=origin.port, admin=free_port())
-    g.argv = ["prlimit", "--nofile=64:64"] + g.argv
+    g = fd_limited_gateway(work_dir, "fd_limited", origin.port, free_port(), 64)
     g.start()
     held = []
     try:
