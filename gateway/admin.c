@@ -13,7 +13,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cache_store.h"
@@ -22,6 +21,7 @@
 #include "metrics.h"
 #include "proxy_cache.h"
 #include "reply.h"
+#include "timer.h"
 
 #define ADMIN_HEAD_MAX 8192
 #define ADMIN_BACKOFF_MS 100 /* between accepts when no descriptor is left */
@@ -33,7 +33,7 @@ static struct {
     pthread_t thread;
     struct worker *workers;
     size_t n_workers;
-    long long log_next; /* ms: when "out of descriptors" may be logged again */
+    uint64_t log_next; /* ms: when "out of descriptors" may be logged again */
 } admin = {.fd = -1, .reserve = -1, .wake = {-1, -1}};
 
 static void send_all(int fd, const char *p, size_t n)
@@ -253,21 +253,13 @@ static void close_connection(int fd)
         close(fd);
 }
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
 /* No descriptor even for the admin connection (it waits in the backlog):
  * logs once a second at most, and sleeps a little unless told to stop.
  * Returns true when told to stop. */
 static bool back_off(int err)
 {
     struct pollfd wake = {.fd = admin.wake[0], .events = POLLIN};
-    long long now = now_ms();
+    uint64_t now = clock_ms();
 
     if (now >= admin.log_next) {
         admin.log_next = now + 1000;
