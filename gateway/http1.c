@@ -419,6 +419,11 @@ static bool has_prefix_nocase(struct http_str s, const char *prefix)
     return s.len >= n && equals_nocase(s.p, prefix, n);
 }
 
+size_t http1_scheme_length(struct http_str s)
+{
+    return has_prefix_nocase(s, "http://") ? 7 : has_prefix_nocase(s, "https://") ? 8 : 0;
+}
+
 /* "http://authority/path?query": the path and query as if origin-form, the
  * authority's host in *authority (it wins over the Host header). Userinfo
  * ('@') is refused, as RFC 9110 4.2.4 advises. */
@@ -426,7 +431,7 @@ static int parse_absolute_form(struct http_request *req, struct http_str *author
                                struct http_error *err)
 {
     struct http_str t = req->target;
-    size_t skip = has_prefix_nocase(t, "http://") ? 7 : has_prefix_nocase(t, "https://") ? 8 : 0;
+    size_t skip = http1_scheme_length(t);
     const char *end = t.p + t.len, *p = t.p + skip, *auth = p;
 
     if (skip == 0) return fail(err, 400, "invalid request target");

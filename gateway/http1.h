@@ -109,6 +109,9 @@ int http1_parse_response(const char *buf, size_t len, enum http_method request_m
 const struct http_header *http1_find_header(const struct http_header *headers, size_t n,
                                             const char *name);
 
+/* Length of a leading "http://" or "https://" in s (any case), else 0. */
+size_t http1_scheme_length(struct http_str s);
+
 /* s equals literal, ignoring case (header names, tokens). */
 bool http1_str_is(struct http_str s, const char *literal);
 

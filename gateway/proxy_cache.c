@@ -468,14 +468,6 @@ static void go_to_origin(struct conn *c)
     c->x->up_headers_len = 0;
 }
 
-/* Length of a leading "http://" or "https://" (any case), else 0. */
-static size_t scheme_length(const char *p, size_t len)
-{
-    if (len >= 7 && strncasecmp(p, "http://", 7) == 0) return 7;
-    if (len >= 8 && strncasecmp(p, "https://", 8) == 0) return 8;
-    return 0;
-}
-
 /* RFC 9111 4.4: a successful unsafe request also invalidates what its
  * response's Location or Content-Location names, when that is on the
  * request's own host (another host's objects are not its to touch): an
@@ -491,7 +483,7 @@ static void purge_named(const struct cache_exchange *cx, const struct http_respo
     if (!h) return;
     p = h->value.p;
     len = h->value.len;
-    if ((skip = scheme_length(p, len))) {
+    if ((skip = http1_scheme_length(h->value))) {
         p += skip;
         len -= skip;
         if (len < cx->host_len || strncasecmp(p, host, cx->host_len) != 0 ||
