@@ -134,7 +134,7 @@ void access_log_request(struct worker *w, const struct conn *c)
                  (unsigned long long)(c->x->bytes_in + c->x->req_body.total), (unsigned long long)c->x->bytes_out,
                  c->x->log_upstream ? "\"" : "", c->x->log_upstream ? c->x->log_upstream : "null",
                  c->x->log_upstream ? "\"" : "", (double)c->x->upstream_us / 1e6,
-                 (double)(clock_us() - c->x->started_us) / 1e6);
+                 (double)(c->w->now_us - c->x->started_us) / 1e6);
     if (n <= 0 || (size_t)n >= sizeof(line))
         return;
     room = ACCESS_LOG_BUF - log->len[log->active];

@@ -52,6 +52,16 @@ void outmsg_add(struct outmsg *m, const void *p, size_t n)
     m->left += n;
 }
 
+void outmsg_prep_send(struct io_uring_sqe *sqe, int fd, struct outmsg *m)
+{
+    const struct iovec *next = m->msg.msg_iov; /* outmsg_advance moves it */
+
+    if (m->msg.msg_iovlen == 1)
+        io_uring_prep_send(sqe, fd, next->iov_base, next->iov_len, MSG_NOSIGNAL);
+    else
+        io_uring_prep_sendmsg(sqe, fd, &m->msg, MSG_NOSIGNAL);
+}
+
 bool outmsg_advance(struct outmsg *m, size_t n)
 {
     m->left -= n;
@@ -88,6 +98,22 @@ static void peer_of(int fd, uint8_t addr[16])
     }
 }
 
+/* Dotted quad; text has room for 16 bytes. Written out by hand: it runs
+ * for every request, and glibc's inet_ntop goes through sprintf. */
+static void ipv4_text(const uint8_t a[4], char *text)
+{
+    for (int i = 0; i < 4; i++) {
+        unsigned v = a[i];
+
+        if (v >= 100)
+            *text++ = (char)('0' + v / 100);
+        if (v >= 10)
+            *text++ = (char)('0' + v / 10 % 10);
+        *text++ = (char)('0' + v % 10);
+        *text++ = i < 3 ? '.' : '\0';
+    }
+}
+
 /* The address as text for headers and logs ("" when unknown). */
 static void peer_text(const uint8_t addr[16], char *text, size_t text_size)
 {
@@ -98,7 +124,7 @@ static void peer_text(const uint8_t addr[16], char *text, size_t text_size)
     if (!memcmp(addr, none, 16))
         return;
     if (IN6_IS_ADDR_V4MAPPED(a))
-        inet_ntop(AF_INET, addr + 12, text, (socklen_t)text_size);
+        ipv4_text(addr + 12, text);
     else
         inet_ntop(AF_INET6, a, text, (socklen_t)text_size);
 }
@@ -277,7 +303,7 @@ void conn_exchange_account(struct conn *c)
         return;
     c->in_exchange = false;
     metrics_request(c->w->metrics, c->listener, c->x->route, c->x->status,
-                    clock_us() - c->x->started_us);
+                    c->w->now_us - c->x->started_us);
     access_log_request(c->w, c);
 }
 
@@ -290,7 +316,7 @@ static void exchange_begin(struct conn *c, struct http_str method, struct http_s
     c->in_exchange = true;
     c->x->bytes_in = head_len;
     c->x->bytes_out = 0;
-    c->x->started_us = clock_us();
+    c->x->started_us = c->w->now_us;
     c->x->log_upstream = NULL;
     c->x->upstream_us = 0;
     request_id_set(c, NULL);
@@ -396,7 +422,7 @@ void conn_send(struct conn *c)
         c->pending++;
         return;
     }
-    io_uring_prep_sendmsg(sqe, c->fd, &c->x->om.msg, MSG_NOSIGNAL);
+    outmsg_prep_send(sqe, c->fd, &c->x->om);
     io_uring_sqe_set_data64(sqe, op_data(c, OP_CLIENT_SEND));
     c->send_armed = true;
     c->pending++;
@@ -960,7 +986,7 @@ static enum admission limits_and_auth(struct conn *c, const struct http_request 
                             size_t cap)
 {
     bool resumed = c->x->limits != LIMITS_UNDECIDED;
-    uint64_t now_us = clock_us();
+    uint64_t now_us = c->w->now_us;
 
     if (!resumed &&
         !ratelimit_check(c->x->route, RATELIMIT_BEFORE_AUTH, req, c->x->peer_ip, NULL, now_us, &c->x->rl))

@@ -31,6 +31,9 @@ void outmsg_reset(struct outmsg *m);
 void outmsg_add(struct outmsg *m, const void *p, size_t n);
 /* Accounts for n bytes sent; true when everything has gone. */
 bool outmsg_advance(struct outmsg *m, size_t n);
+/* Prepares the send of what is left of m on fd: one piece as a plain send
+ * (the kernel has no msghdr and iovec to copy in), several as sendmsg. */
+void outmsg_prep_send(struct io_uring_sqe *sqe, int fd, struct outmsg *m);
 
 /* How a body travels from one side to the other. */
 struct body_relay {

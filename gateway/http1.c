@@ -81,18 +81,11 @@ static char to_lower(char c)
     return c >= 'A' && c <= 'Z' ? (char)(c + ('a' - 'A')) : c;
 }
 
-static bool equals_nocase(const char *a, const char *b, size_t n)
+bool http1_equals_nocase(const char *a, const char *b, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         if (to_lower(a[i]) != to_lower(b[i])) return false;
     return true;
-}
-
-bool http1_str_is(struct http_str s, const char *literal)
-{
-    size_t n = strlen(literal);
-
-    return s.len == n && equals_nocase(s.p, literal, n);
 }
 
 static struct http_str trim_ows(const char *p, const char *end)
@@ -416,7 +409,7 @@ static bool has_prefix_nocase(struct http_str s, const char *prefix)
 {
     size_t n = strlen(prefix);
 
-    return s.len >= n && equals_nocase(s.p, prefix, n);
+    return s.len >= n && http1_equals_nocase(s.p, prefix, n);
 }
 
 size_t http1_scheme_length(struct http_str s)
@@ -520,7 +513,7 @@ static int request_host(struct http_request *req, struct http_str authority, int
     if (n_host == 0 && req->minor_version == 1) return fail(err, 400, "missing Host header");
     if (authority.p) {
         if (n_host > 0 && !(req->host.len == authority.len &&
-                            equals_nocase(req->host.p, authority.p, authority.len)))
+                            http1_equals_nocase(req->host.p, authority.p, authority.len)))
             return fail(err, 400, "Host header differs from the request target");
         req->host = authority;
     }
@@ -693,7 +686,7 @@ const struct http_header *http1_find_header(const struct http_header *headers, s
     size_t len = strlen(name);
 
     for (size_t i = 0; i < n; i++)
-        if (headers[i].name.len == len && equals_nocase(headers[i].name.p, name, len))
+        if (headers[i].name.len == len && http1_equals_nocase(headers[i].name.p, name, len))
             return &headers[i];
     return NULL;
 }

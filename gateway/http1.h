@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define HTTP_MAX_HEADERS 100
 
@@ -112,8 +113,17 @@ const struct http_header *http1_find_header(const struct http_header *headers, s
 /* Length of a leading "http://" or "https://" in s (any case), else 0. */
 size_t http1_scheme_length(struct http_str s);
 
-/* s equals literal, ignoring case (header names, tokens). */
-bool http1_str_is(struct http_str s, const char *literal);
+/* The n bytes at a and b are equal, ignoring ASCII case. */
+bool http1_equals_nocase(const char *a, const char *b, size_t n);
+
+/* s equals literal, ignoring case (header names, tokens). Inline: with a
+ * literal the length is a constant, and most names differ by it alone. */
+static inline bool http1_str_is(struct http_str s, const char *literal)
+{
+    size_t n = strlen(literal);
+
+    return s.len == n && http1_equals_nocase(s.p, literal, n);
+}
 
 /* True when a comma-separated header value contains `token`
  * (case-insensitive), e.g. Connection: keep-alive, Upgrade. */

@@ -282,7 +282,7 @@ static void attach(struct conn *c, struct upconn *up)
     up->client = c;
     c->x->up = up;
     c->x->log_upstream = upstream_endpoint_name(up);
-    c->x->up_started_us = clock_us();
+    c->x->up_started_us = c->w->now_us;
 }
 
 static void answer_unavailable(struct conn *c, enum acquire_error why)
@@ -388,7 +388,7 @@ static void upstream_fail(struct conn *c, enum upstream_outcome outcome, int sta
     struct upconn *up = c->x->up;
 
     metrics_upstream(c->w->metrics, c->x->route->upstream, up->ep, outcome,
-                     clock_us() - c->x->up_started_us);
+                     c->w->now_us - c->x->up_started_us);
     upstream_report(up, false);
     log_warn("upstream %s (%s): %s", c->x->route->upstream->name, upstream_endpoint_name(up),
              message);
@@ -604,7 +604,7 @@ static bool switch_protocols(struct conn *c, const struct http_response *resp, s
     c->x->status = 101;
     c->x->resp_head = true;
     upstream_report(c->x->up, true);
-    c->x->upstream_us = clock_us() - c->x->up_started_us;
+    c->x->upstream_us = c->w->now_us - c->x->up_started_us;
     metrics_upstream(c->w->metrics, c->x->route->upstream, c->x->up->ep, OUTCOME_SUCCESS,
                      c->x->upstream_us);
     if (!build_response_head(c, resp)) {
@@ -657,14 +657,14 @@ static bool take_response_head(struct conn *c)
         if (resp.status >= 500 && may_retry(c, OUTCOME_HTTP_5XX, resp.status)) {
             /* Retried: this answer is dropped with its connection. */
             metrics_upstream(c->w->metrics, c->x->route->upstream, up->ep, OUTCOME_HTTP_5XX,
-                             clock_us() - c->x->up_started_us);
+                             c->w->now_us - c->x->up_started_us);
             upstream_report(up, false);
             resend(c, (int)up->ep);
             return false;
         }
         if (resp.status >= 200) {
             response_framing(c, &resp);
-            c->x->upstream_us = clock_us() - c->x->up_started_us;
+            c->x->upstream_us = c->w->now_us - c->x->up_started_us;
             metrics_upstream(c->w->metrics, c->x->route->upstream, up->ep,
                              resp.status >= 500 ? OUTCOME_HTTP_5XX : OUTCOME_SUCCESS,
                              c->x->upstream_us);

@@ -81,7 +81,7 @@ void tls_io_flush(struct conn *c)
     if (c->send_armed || c->closing || !tls_io_prepare(c->tls, &c->x->om_tls))
         return;
     sqe = worker_sqe(c->w);
-    io_uring_prep_sendmsg(sqe, c->fd, &c->x->om_tls.msg, MSG_NOSIGNAL);
+    outmsg_prep_send(sqe, c->fd, &c->x->om_tls);
     io_uring_sqe_set_data64(sqe, op_data(c, OP_CLIENT_SEND));
     c->send_armed = true;
     c->pending++;

@@ -461,11 +461,11 @@ void upstream_release(struct upconn *up, bool reusable)
     upstream_arm_recv(up);
 }
 
-static void send_msg(struct upconn *up, struct msghdr *msg)
+static void send_msg(struct upconn *up, struct outmsg *m)
 {
     struct io_uring_sqe *sqe = worker_sqe(up->w);
 
-    io_uring_prep_sendmsg(sqe, up->fd, msg, MSG_NOSIGNAL);
+    outmsg_prep_send(sqe, up->fd, m);
     io_uring_sqe_set_data64(sqe, op_data(up, OP_UP_SEND));
     up->send_armed = true;
     up->pending++;
@@ -476,13 +476,13 @@ static void send_msg(struct upconn *up, struct msghdr *msg)
 static void tls_flush(struct upconn *up)
 {
     if (!up->send_armed && !up->closing && tls_io_prepare(up->tls, &up->om_tls))
-        send_msg(up, &up->om_tls.msg);
+        send_msg(up, &up->om_tls);
 }
 
 void upstream_send(struct upconn *up)
 {
     if (!up->tls) {
-        send_msg(up, &up->om.msg);
+        send_msg(up, &up->om);
         return;
     }
     up->tls_plain_sending = true;

@@ -551,6 +551,12 @@ static void memory_check(struct worker *w)
     }
 }
 
+static void clock_read(struct worker *w)
+{
+    w->now_us = clock_us();
+    w->now = w->now_us / 1000;
+}
+
 static void loop_turn(struct worker *w)
 {
     /* Requests waiting on a cache fill look at it every few ms; a verdict
@@ -563,7 +569,7 @@ static void loop_turn(struct worker *w)
     unsigned head, seen = 0;
 
     io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1, &ts, NULL);
-    w->now = clock_ms();
+    clock_read(w);
     io_uring_for_each_cqe(&w->ring, head, cqe)
     {
         dispatch(w, cqe);
@@ -590,7 +596,7 @@ static void *worker_main(void *arg)
 {
     struct worker *w = arg;
 
-    w->now = clock_ms();
+    clock_read(w);
     timer_wheel_init(&w->timers, w->now);
     upstreams_init(w);
     redis_switch(w, w->cfg);

@@ -60,7 +60,10 @@ struct worker {
     unsigned id;
     pthread_t thread;
     struct io_uring ring;
-    uint64_t now; /* ms, monotonic, refreshed each loop turn */
+    /* Monotonic, read once per loop turn (as nginx caches its time): what
+     * happens in a turn is timed from when its completions arrived. */
+    uint64_t now;    /* ms */
+    uint64_t now_us; /* µs */
     const struct config *cfg;
 
     struct io_uring_buf_ring *buf_ring; /* provided receive buffers */
