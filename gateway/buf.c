@@ -104,7 +104,7 @@ void buf_consume(struct buf *b, size_t n)
         b->start = b->end = 0;
 }
 
-bool buf_append(struct buf *b, struct buf_pool *pool, const void *p, size_t n, size_t limit)
+bool buf_append_slow(struct buf *b, struct buf_pool *pool, const void *p, size_t n, size_t limit)
 {
     if (buf_reserve(b, pool, n, limit) < n)
         return false;

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 
 #define BUF_BLOCK (16 * 1024) /* pooled buffer size */
 
@@ -62,8 +63,21 @@ static inline size_t buf_room(const struct buf *b)
 
 void buf_consume(struct buf *b, size_t n);
 
-/* Appends n bytes; false when they do not fit under `limit`. */
-bool buf_append(struct buf *b, struct buf_pool *pool, const void *p, size_t n, size_t limit);
+bool buf_append_slow(struct buf *b, struct buf_pool *pool, const void *p, size_t n, size_t limit);
+
+/* Appends n bytes; false when they do not fit under `limit`. Heads are
+ * built a few bytes at a time: the common case (room already there) is
+ * inline. */
+static inline bool buf_append(struct buf *b, struct buf_pool *pool, const void *p, size_t n,
+                              size_t limit)
+{
+    if (b->data && buf_room(b) >= n) {
+        memcpy(b->data + b->end, p, n);
+        b->end += n;
+        return true;
+    }
+    return buf_append_slow(b, pool, p, n, limit);
+}
 
 /* Returns the memory to the pool when the buffer is empty. */
 void buf_release(struct buf *b, struct buf_pool *pool);

@@ -108,13 +108,52 @@ static int fail(struct http_error *err, int status, const char *message)
 
 /* ---- lines --------------------------------------------------------------- */
 
+#define EVERY_BYTE(b) (0x0101010101010101ULL * (b))
+
+/* The bytes of the 8 at p that are below 0x20 (CR, LF and HTAB among
+ * them) or are DEL, flagged by their high bit (the classic "has less
+ * than" and "has zero" word tricks). Bytes of 0x80 and above are not
+ * flagged. A borrow can flag a byte above a true one, never below it. */
+static uint64_t ctl_flags(const char *p)
+{
+    uint64_t w, del;
+
+    memcpy(&w, p, sizeof(w));
+    del = w ^ EVERY_BYTE(0x7f);
+    return (((w - EVERY_BYTE(0x20)) & ~w) | ((del - EVERY_BYTE(0x01)) & ~del)) & EVERY_BYTE(0x80);
+}
+
+/* How many bytes at p (at most n) come before the first control character
+ * or DEL; it may stop short of it, never past it. Header lines are mostly
+ * printable text: it is skipped 8 bytes at a time. */
+static size_t printable_run(const char *p, size_t n)
+{
+    size_t i = 0;
+
+    for (; n - i >= 8; i += 8) {
+        uint64_t flags = ctl_flags(p + i);
+
+        if (flags)
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            return i + (size_t)__builtin_ctzll(flags) / 8; /* the lowest flag is a true one */
+#else
+            return i;
+#endif
+    }
+    while (i < n && (unsigned char)p[i] >= 0x20 && p[i] != 0x7f)
+        i++;
+    return i;
+}
+
 /* The line starting at *pos, without its CRLF; *pos moves past the CRLF.
  * A bare CR or LF, or any other control character but HTAB, is an error as
  * soon as it is seen: whatever follows cannot make the head valid. */
 static int next_line(const char *buf, size_t len, size_t *pos, struct http_str *line,
                      struct http_error *err)
 {
-    for (size_t i = *pos; i < len; i++) {
+    size_t i = *pos;
+
+    while ((i += printable_run(buf + i, len - i)) < len) {
         char c = buf[i];
 
         if (c == '\r') {
@@ -126,6 +165,7 @@ static int next_line(const char *buf, size_t len, size_t *pos, struct http_str *
         }
         if (c == '\n') return fail(err, 400, "bare LF in message head");
         if (is_ctl(c)) return fail(err, 400, "control character in message head");
+        i++; /* HTAB (or, big-endian, a byte flagged by a borrow) */
     }
     return HTTP_INCOMPLETE;
 }
@@ -311,6 +351,18 @@ static void note_transfer_codings(struct framing *f, struct http_str value)
     }
 }
 
+static void note_connection_options(struct framing *f, struct http_str value)
+{
+    struct list_cursor c = list_of(value);
+    struct http_str option;
+
+    while (next_element(&c, &option)) {
+        f->close |= http1_str_is(option, "close");
+        f->keep_alive |= http1_str_is(option, "keep-alive");
+        f->upgrade_token |= http1_str_is(option, "upgrade");
+    }
+}
+
 static int note_framing_field(struct framing *f, enum field field, struct http_str value,
                               struct http_error *err)
 {
@@ -321,9 +373,7 @@ static int note_framing_field(struct framing *f, enum field field, struct http_s
         note_transfer_codings(f, value);
         return 0;
     case FIELD_CONNECTION:
-        f->close |= http1_has_token(value, "close");
-        f->keep_alive |= http1_has_token(value, "keep-alive");
-        f->upgrade_token |= http1_has_token(value, "upgrade");
+        note_connection_options(f, value);
         return 0;
     case FIELD_UPGRADE:
         f->has_upgrade = true;
@@ -691,7 +741,7 @@ const struct http_header *http1_find_header(const struct http_header *headers, s
     return NULL;
 }
 
-bool http1_has_token(struct http_str value, const char *token)
+bool http1_list_has(struct http_str value, struct http_str token)
 {
     struct list_cursor c;
     struct http_str elem;
@@ -699,26 +749,31 @@ bool http1_has_token(struct http_str value, const char *token)
     if (value.len == 0) return false;
     c = list_of(value);
     while (next_element(&c, &elem))
-        if (http1_str_is(elem, token)) return true;
+        if (elem.len == token.len && http1_equals_nocase(elem.p, token.p, token.len)) return true;
     return false;
 }
 
+/* clang-format off */
+#define STR(literal) {literal, sizeof(literal) - 1}
+/* clang-format on */
+
 bool http1_is_hop_by_hop(struct http_str name)
 {
-    static const char *const hop_by_hop[] = {
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "proxy-authenticate",
-        "proxy-authorization",
+    static const struct http_str hop_by_hop[] = {
+        STR("connection"),
+        STR("keep-alive"),
+        STR("proxy-connection"),
+        STR("te"),
+        STR("trailer"),
+        STR("transfer-encoding"),
+        STR("upgrade"),
+        STR("proxy-authenticate"),
+        STR("proxy-authorization"),
     };
 
     for (size_t i = 0; i < sizeof(hop_by_hop) / sizeof(hop_by_hop[0]); i++)
-        if (http1_str_is(name, hop_by_hop[i])) return true;
+        if (name.len == hop_by_hop[i].len && http1_equals_nocase(name.p, hop_by_hop[i].p, name.len))
+            return true;
     return false;
 }
 

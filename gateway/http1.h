@@ -127,7 +127,12 @@ static inline bool http1_str_is(struct http_str s, const char *literal)
 
 /* True when a comma-separated header value contains `token`
  * (case-insensitive), e.g. Connection: keep-alive, Upgrade. */
-bool http1_has_token(struct http_str value, const char *token);
+bool http1_list_has(struct http_str value, struct http_str token);
+
+static inline bool http1_has_token(struct http_str value, const char *token)
+{
+    return http1_list_has(value, (struct http_str){token, strlen(token)});
+}
 
 /* Hop-by-hop header (RFC 9110 7.6.1): Connection, Keep-Alive,
  * Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade,

@@ -79,14 +79,8 @@ void body_relay_take(struct body_relay *r, struct buf *src, bool eof, struct out
 /* `name` is listed in one of the Connection headers: hop-by-hop too. */
 static bool named_in_connection(const struct http_header *headers, size_t n, struct http_str name)
 {
-    char token[64];
-
-    if (name.len >= sizeof(token))
-        return false;
-    memcpy(token, name.p, name.len);
-    token[name.len] = '\0';
     for (size_t i = 0; i < n; i++)
-        if (http1_str_is(headers[i].name, "connection") && http1_has_token(headers[i].value, token))
+        if (http1_str_is(headers[i].name, "connection") && http1_list_has(headers[i].value, name))
             return true;
     return false;
 }
