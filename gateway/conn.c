@@ -352,7 +352,7 @@ static void conn_free(struct conn *c)
     w->n_conns--;
     tls_io_free(c);
     if (c->fd >= 0)
-        close(c->fd);
+        worker_close_fd(w, c->fd);
     buf_free(&c->in, &w->pool);
     conn_detach_exchange(c);
     free(c);
@@ -378,8 +378,9 @@ void conn_close(struct conn *c)
     }
     if (c->pending == 0)
         conn_free(c);
-    else if (c->fd >= 0)
+    else if (c->pending > (int)c->handling && c->fd >= 0)
         shutdown(c->fd, SHUT_RDWR); /* completes the operations in the ring */
+    /* else: only the completion being handled, which frees c on return */
 }
 
 void conn_arm_recv(struct conn *c)
@@ -433,8 +434,12 @@ void conn_send(struct conn *c)
  * reset the connection before the client has read our answer. */
 static void conn_linger(struct conn *c)
 {
+    struct io_uring_sqe *sqe = worker_sqe(c->w);
+
     c->state = CS_LINGER;
-    shutdown(c->fd, SHUT_WR);
+    io_uring_prep_shutdown(sqe, c->fd, SHUT_WR); /* before the receive below */
+    io_uring_sqe_set_data64(sqe, op_data(c, OP_CLIENT_SHUTDOWN));
+    c->pending++;
     buf_free(&c->x->out, &c->w->pool);
     c->in.start = c->in.end = 0;
     timer_arm(&c->w->timers, &c->timer, c->w->now + LINGER_MS);
@@ -1271,6 +1276,7 @@ static void on_send(struct conn *c, int res)
  * that nothing the handler calls can free the connection under it. */
 void conn_on_cqe(struct conn *c, enum op op, struct io_uring_cqe *cqe)
 {
+    c->handling = true;
     switch (op) {
     case OP_CLIENT_RECV:
         on_recv(c, cqe);
@@ -1294,6 +1300,7 @@ void conn_on_cqe(struct conn *c, enum op op, struct io_uring_cqe *cqe)
     default:
         break;
     }
+    c->handling = false;
     if (--c->pending == 0 && c->closing)
         conn_free(c);
 }

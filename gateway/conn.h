@@ -96,6 +96,7 @@ struct conn {
     bool tls_ready;   /* handshake done */
     bool got_bytes;   /* some of the current request has arrived */
     bool in_exchange; /* a request is being answered: count it when done */
+    bool handling;    /* in conn_on_cqe: that operation still counts in pending */
 } __attribute__((aligned(16)));
 
 /* Everything a connection needs while it has a request (or a TLS

@@ -197,6 +197,14 @@ struct io_uring_sqe *worker_sqe(struct worker *w)
     return sqe;
 }
 
+void worker_close_fd(struct worker *w, int fd)
+{
+    struct io_uring_sqe *sqe = worker_sqe(w);
+
+    io_uring_prep_close(sqe, fd);
+    io_uring_sqe_set_data64(sqe, OP_IGNORE);
+}
+
 static int buffers_setup(struct worker *w)
 {
     size_t ring_bytes = RECV_BUFFERS * sizeof(struct io_uring_buf);
@@ -311,6 +319,7 @@ static void dispatch(struct worker *w, struct io_uring_cqe *cqe)
     case OP_DETACHED_SEND:
     case OP_FILE_OPEN:
     case OP_FILE_READ:
+    case OP_CLIENT_SHUTDOWN:
         conn_on_cqe(owner, op, cqe);
         break;
     case OP_UP_CONNECT:

@@ -32,6 +32,7 @@ enum op {
     OP_REDIS_READABLE,
     OP_REDIS_WRITABLE,
     OP_DETACHED_SEND, /* a NOP: a detached exchange's send (conn_new_detached) */
+    OP_CLIENT_SHUTDOWN,
 };
 
 #define OP_MASK 15u
@@ -138,6 +139,9 @@ static inline uint64_t worker_random(struct worker *w)
 
 /* For the connection modules. */
 struct io_uring_sqe *worker_sqe(struct worker *w);
+/* Closes fd with the ring's next submit: a system call fewer per
+ * connection. The descriptor's number stays taken until then. */
+void worker_close_fd(struct worker *w, int fd);
 void worker_recycle_buffer(struct worker *w, unsigned bid);
 static inline char *worker_buffer(struct worker *w, unsigned bid)
 {
