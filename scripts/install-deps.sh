@@ -9,7 +9,7 @@ set -eu
 BUILD_PKGS="build-essential cmake pkg-config liburing-dev libyaml-dev libpcre2-dev libhiredis-dev android-libboringssl-dev libssl-dev"
 TEST_PKGS="python3 python3-pytest python3-pytest-timeout python3-requests python3-jwt python3-cryptography python3-websockets python3-prometheus-client clang libclang-rt-14-dev curl openssl redis-server nginx-light haproxy wrk rpm file dpkg-dev"
 PACKAGE_PKGS="rpm file dpkg-dev"
-BENCH_PKGS="wrk nginx-light haproxy redis-server curl openssl time iproute2 util-linux python3 python3-jwt python3-matplotlib"
+BENCH_PKGS="wrk nginx-light haproxy redis-server curl openssl time iproute2 util-linux python3 python3-jwt python3-matplotlib valgrind"
 
 case "${1:-build}" in
   build) want="$BUILD_PKGS" ;;
