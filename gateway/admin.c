@@ -295,13 +295,10 @@ static void *admin_main(void *arg)
     return NULL;
 }
 
-int admin_start(const struct sockaddr_any *addr, struct worker *workers, size_t n_workers,
-                char *err, size_t err_size)
+int admin_listen(const struct sockaddr_any *addr, char *err, size_t err_size)
 {
     int one = 1;
 
-    admin.workers = workers;
-    admin.n_workers = n_workers;
     admin.fd = socket(addr->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (admin.fd < 0 || setsockopt(admin.fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
         bind(admin.fd, (const struct sockaddr *)&addr->ss, addr->len) < 0 ||
@@ -310,6 +307,13 @@ int admin_start(const struct sockaddr_any *addr, struct worker *workers, size_t 
         admin_stop();
         return -1;
     }
+    return 0;
+}
+
+int admin_start(struct worker *workers, size_t n_workers, char *err, size_t err_size)
+{
+    admin.workers = workers;
+    admin.n_workers = n_workers;
     if (pthread_create(&admin.thread, NULL, admin_main, NULL) != 0) {
         snprintf(err, err_size, "admin listener: cannot start its thread");
         admin_stop();

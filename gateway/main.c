@@ -112,9 +112,14 @@ static int run(const char *path, struct config *cfg)
     pthread_sigmask(SIG_BLOCK, &signals, NULL); /* inherited by the workers */
 
     atomic_store(&config_published, cfg);
-    /* Every socket is bound first (privileged ports need root), then the
-     * privileges go, then the threads that serve traffic start. */
-    for (; inited < cfg->workers; inited++) {
+    /* Every socket is bound first (privileged ports need root), the admin
+     * listener before the public ones, then the privileges go, then the
+     * threads that serve traffic start. */
+    if (cfg->has_admin && admin_listen(&cfg->admin, err, sizeof(err)) < 0) {
+        log_error("cannot start: %s", err);
+        status = 1;
+    }
+    for (; status == 0 && inited < cfg->workers; inited++) {
         if (worker_init(&workers[inited], inited, cfg, err, sizeof(err)) < 0) {
             log_error("cannot start: %s", err);
             worker_destroy(&workers[inited]);
@@ -123,7 +128,7 @@ static int run(const char *path, struct config *cfg)
         }
     }
     if (status == 0 && cfg->has_admin &&
-        admin_start(&cfg->admin, workers, inited, err, sizeof(err)) < 0) {
+        admin_start(workers, inited, err, sizeof(err)) < 0) {
         log_error("cannot start: %s", err);
         status = 1;
     }
