@@ -56,9 +56,9 @@ wait_port "$PROXY_PORT" "$RINGGATE"
 
 url=http://127.0.0.1:$PROXY_PORT/small
 timeout 60 wrk -t1 -c"$CONNS" -d2s "$url" > /dev/null # warm-up: pools, buffers
-callgrind_control -z "$RINGGATE" > /dev/null
+callgrind_control -z "$RINGGATE" > /dev/null 2>&1
 timeout $((SECS + 60)) wrk -t1 -c"$CONNS" -d"${SECS}s" "$url" > "$WORK/wrk.out"
-callgrind_control -d "$RINGGATE" > /dev/null
+callgrind_control -d "$RINGGATE" > /dev/null 2>&1
 
 requests=$(awk '/requests in/ {print $1}' "$WORK/wrk.out")
 [ "${requests:-0}" -gt 0 ] || die "wrk made no request: $(cat "$WORK/wrk.out")"
