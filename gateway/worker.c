@@ -74,6 +74,7 @@ int worker_probe_kernel(char *err, size_t err_size)
         {IORING_OP_SEND, "send"},       {IORING_OP_SENDMSG, "sendmsg"},
         {IORING_OP_CONNECT, "connect"}, {IORING_OP_LINK_TIMEOUT, "link_timeout"},
         {IORING_OP_READ, "read"},       {IORING_OP_OPENAT2, "openat2"},
+        {IORING_OP_CLOSE, "close"},     {IORING_OP_SHUTDOWN, "shutdown"},
     };
     struct io_uring ring;
     struct io_uring_probe *probe;
