@@ -516,6 +516,16 @@ static void exchange_reset(struct conn *c)
     proxy_cache_end(c);
 }
 
+/* As nginx's "lingering_close on": a client that asked to close, whose
+ * request was read to its end with nothing after it, sends no more; close
+ * at once, so that its own close wakes nobody here. Any other client may
+ * still be sending: linger, lest closing with unread input reset the
+ * connection before the answer is read. */
+static bool client_may_send_more(const struct conn *c)
+{
+    return !c->x->client_closes || !c->x->req_body.done || buf_len(&c->in) > 0 || c->tls;
+}
+
 void conn_exchange_done(struct conn *c)
 {
     struct worker *w = c->w;
@@ -533,8 +543,13 @@ void conn_exchange_done(struct conn *c)
         return;
     }
     if (!c->x->keep_alive || w->draining) {
+        bool linger = client_may_send_more(c);
+
         exchange_reset(c);
-        conn_linger(c);
+        if (linger)
+            conn_linger(c);
+        else
+            conn_close(c);
         return;
     }
     exchange_reset(c);
@@ -757,6 +772,7 @@ static void start_exchange(struct conn *c, const struct http_request *req)
     c->x->method = req->method_id;
     c->x->minor_version = req->minor_version;
     c->x->keep_alive = req->keep_alive && !c->w->draining;
+    c->x->client_closes = !req->keep_alive;
     c->x->https = c->tls != NULL;
     c->x->expect_continue = req->expect_continue;
     c->x->started = c->w->now;

@@ -117,6 +117,7 @@ struct exchange {
     enum http_method method;
     int minor_version;
     bool keep_alive;
+    bool client_closes; /* the request itself asked to close (or was HTTP/1.0) */
     bool https;       /* came over TLS: X-Forwarded-Proto */
     bool expect_continue;
     bool upgrade;     /* an Upgrade forwarded: a 101 makes a tunnel */

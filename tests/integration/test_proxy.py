@@ -495,6 +495,54 @@ def test_client_connection_close_honoured(gw):
         assert c.closed_within(3)
 
 
+def gateway_holds_socket(gw_port, client_port):
+    """Whether the gateway's end of this connection is still one of its
+    sockets: /proc/net/tcp shows inode 0 once it is closed (orphaned)."""
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            local, remote, inode = fields[1], fields[2], int(fields[9])
+            if int(local.split(":")[1], 16) == gw_port and \
+                    int(remote.split(":")[1], 16) == client_port:
+                return inode != 0
+    return False
+
+
+def until(predicate, seconds):
+    deadline = time.monotonic() + seconds
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return predicate()
+
+
+def test_connection_close_closes_without_waiting_for_the_client(gw):
+    # The client asked to close and sent nothing more: as nginx, no lingering
+    # (the client's own close would otherwise wake the gateway for nothing).
+    with gw.conn() as c:
+        c.send(request_bytes("GET", "/o/echo", headers=[("Connection", "close")]))
+        assert c.read_response().status == 200
+        assert c.closed_within(3)
+        client_port = c.sock.getsockname()[1]
+        assert until(lambda: not gateway_holds_socket(gw.port, client_port), 1.0)
+
+
+def test_closing_a_client_that_did_not_ask_lingers(gw):
+    # A 400 closes a connection the client meant to keep: it may still be
+    # sending, so the gateway reads and drops its input for a while before
+    # closing (its socket stays open while the client's does).
+    with gw.conn() as c:
+        c.send(b"GET /o/echo HTTP/1.1\r\nHost: x\r\nBad Header: 1\r\n\r\n")
+        assert c.read_response().status == 400
+        assert c.closed_within(3)
+        client_port = c.sock.getsockname()[1]
+        time.sleep(0.3)
+        assert gateway_holds_socket(gw.port, client_port)
+        c.send(b"more of a request the client had already started to send")
+        time.sleep(0.1)
+        assert gateway_holds_socket(gw.port, client_port)
+
+
 # ---------------------------------------------------------------------------
 # Routing
 
