@@ -208,6 +208,7 @@ struct upconn {
     uint16_t held_bid;
     uint32_t held_len;
     bool send_armed;
+    bool handling; /* in upstream_on_cqe: that operation still counts in pending */
     struct tls_conn *tls;  /* an upstream over TLS */
     struct outmsg om_tls;  /* ciphertext being sent */
     bool tls_plain_sending; /* up->om is going through the engine */

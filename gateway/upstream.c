@@ -83,7 +83,7 @@ static void upconn_free(struct upconn *up)
 {
     struct upstream_state *us = up->us;
 
-    close(up->fd);
+    worker_close_fd(up->w, up->fd);
     if (up->held)
         worker_recycle_buffer(up->w, up->held_bid);
     if (up->tls)
@@ -220,7 +220,9 @@ static void upconn_shutdown(struct upconn *up)
         return;
     up->closing = true;
     up->client = NULL;
-    shutdown(up->fd, SHUT_RDWR); /* completes the operations in the ring */
+    if (up->pending > (int)up->handling)
+        shutdown(up->fd, SHUT_RDWR); /* completes the operations in the ring */
+    /* else: only the completion being handled, which frees up on return */
 }
 
 static void upconn_close(struct upconn *up)
@@ -638,6 +640,7 @@ static void on_send(struct upconn *up, int res)
  * that nothing the handler calls can free the connection under it. */
 void upstream_on_cqe(struct upconn *up, enum op op, struct io_uring_cqe *cqe)
 {
+    up->handling = true;
     switch (op) {
     case OP_UP_CONNECT:
         if (up->connecting) {
@@ -669,6 +672,7 @@ void upstream_on_cqe(struct upconn *up, enum op op, struct io_uring_cqe *cqe)
     default:
         break;
     }
+    up->handling = false;
     if (--up->pending == 0 && up->closing)
         upconn_free(up);
 }

@@ -705,6 +705,7 @@ void worker_destroy(struct worker *w)
     free(w->listens);
     if (w->ring.ring_fd > 0) {
         upstreams_destroy(w);
+        io_uring_submit(&w->ring); /* the closes upstreams_destroy queued */
         io_uring_queue_exit(&w->ring);
     }
     if (w->buf_ring)
