@@ -68,23 +68,6 @@ const char *ratelimit_redis_script_sha(void)
     return hex;
 }
 
-uint8_t ratelimit_redis_policies(const struct route_conf *route, const struct http_request *req,
-                                 const char *client_ip, const struct jwt_claims *claims)
-{
-    uint8_t set = 0;
-
-    for (size_t i = 0; i < route->n_rate_limits; i++) {
-        const struct ratelimit_conf *p = route->rate_limits[i];
-        const char *key;
-        size_t len;
-
-        if (p->backend == RL_BACKEND_REDIS &&
-            request_key(p->key, p->key_arg, route, req, client_ip, claims, &key, &len))
-            set |= (uint8_t)(1u << i);
-    }
-    return set;
-}
-
 /* ringgate:rl:<policy>:<key>, the key hashed when it is long. */
 static size_t bucket_name(char *out, size_t cap, const struct ratelimit_conf *p, const char *key,
                           size_t len)
@@ -109,29 +92,34 @@ static size_t bucket_name(char *out, size_t cap, const struct ratelimit_conf *p,
 /* EVALSHA sha numkeys key... (rate burst)... */
 #define MAX_ARGS (3 + 3 * ROUTE_MAX_RATE_LIMITS)
 
-int ratelimit_redis_command(const struct route_conf *route, uint8_t policies,
-                            const struct http_request *req, const char *client_ip,
-                            const struct jwt_claims *claims, char **cmd)
+int ratelimit_redis_command(const struct route_conf *route, const struct http_request *req,
+                            const char *client_ip, const struct jwt_claims *claims,
+                            uint8_t *policies, char **cmd)
 {
     char names[ROUTE_MAX_RATE_LIMITS][320], numbers[2 * ROUTE_MAX_RATE_LIMITS][24], count[12];
     const char *argv[MAX_ARGS];
     size_t argl[MAX_ARGS];
     int argc = 3, nkeys = 0, nnum = 0;
 
+    *policies = 0;
+    *cmd = NULL;
     for (size_t i = 0; i < route->n_rate_limits; i++) {
         const struct ratelimit_conf *p = route->rate_limits[i];
         const char *key;
         size_t len;
 
-        if (!(policies & (1u << i)) ||
+        if (p->backend != RL_BACKEND_REDIS ||
             !request_key(p->key, p->key_arg, route, req, client_ip, claims, &key, &len))
             continue;
+        *policies |= (uint8_t)(1u << i);
         argl[argc] = bucket_name(names[nkeys], sizeof names[nkeys], p, key, len);
         argv[argc++] = names[nkeys++];
         snprintf(numbers[nnum++], sizeof numbers[0], "%llu",
                  (unsigned long long)p->bucket.per_hour);
         snprintf(numbers[nnum++], sizeof numbers[0], "%llu", (unsigned long long)p->bucket.burst);
     }
+    if (nkeys == 0)
+        return 0;
     for (int i = 0; i < nnum; i++) {
         argv[argc] = numbers[i];
         argl[argc++] = strlen(numbers[i]);

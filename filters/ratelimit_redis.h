@@ -21,18 +21,15 @@
 const char *ratelimit_redis_script(void);
 const char *ratelimit_redis_script_sha(void);
 
-/* The Redis policies of the route that apply to this request (a bit per
- * position in route->rate_limits): policies keyed by a claim the token
- * lacks do not. */
-uint8_t ratelimit_redis_policies(const struct route_conf *route, const struct http_request *req,
-                                 const char *client_ip, const struct jwt_claims *claims);
-
-/* The EVALSHA command (RESP, for redisAsyncFormattedCommand) for those
- * policies, freed with redisFreeCommand(); returns its length, or -1 when
- * out of memory. */
-int ratelimit_redis_command(const struct route_conf *route, uint8_t policies,
-                            const struct http_request *req, const char *client_ip,
-                            const struct jwt_claims *claims, char **cmd);
+/* The Redis policies of the route that apply to this request, in
+ * *policies (a bit per position in route->rate_limits: policies keyed by a
+ * claim the token lacks do not), and the EVALSHA command asking for them in
+ * *cmd (RESP, for redisAsyncFormattedCommand, freed with
+ * redisFreeCommand()). Returns the command's length; 0 when no policy
+ * applies (no command); -1 when out of memory. */
+int ratelimit_redis_command(const struct route_conf *route, const struct http_request *req,
+                            const char *client_ip, const struct jwt_claims *claims,
+                            uint8_t *policies, char **cmd);
 
 /* Merges the script's reply into v. False when the reply is not what the
  * script returns (an error, a wrong shape): the caller falls back. */

@@ -950,13 +950,17 @@ static bool ask_redis(struct conn *c, const struct http_request *req)
     char *cmd;
     int len;
 
-    c->x->limits_policies = ratelimit_redis_policies(c->x->route, req, c->x->peer_ip, &c->x->claims);
+    len = ratelimit_redis_command(c->x->route, req, c->x->peer_ip, &c->x->claims,
+                                  &c->x->limits_policies, &cmd);
     if (!c->x->limits_policies)
         return false;
     c->x->limits = LIMITS_UNANSWERED;
-    len = ratelimit_redis_command(c->x->route, c->x->limits_policies, req, c->x->peer_ip, &c->x->claims, &cmd);
-    if (len < 0 || !c->w->redis)
+    if (len < 0)
         return false;
+    if (!c->w->redis) {
+        redisFreeCommand(cmd);
+        return false;
+    }
     c->x->limits_call = redis_link_send(c->w->redis, cmd, (size_t)len, on_limits_reply, c);
     if (!c->x->limits_call)
         return false;

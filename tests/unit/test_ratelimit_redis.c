@@ -43,14 +43,32 @@ static void setup(void)
 
 static void test_policies_that_apply(void)
 {
-    setup();
     /* No token: the claim-keyed policy does not apply; the local one
      * never goes to Redis. */
-    CHECK_INT(ratelimit_redis_policies(&route, &req, "10.0.0.1", NULL), 1);
+    uint8_t applied;
+    char *cmd;
+
+    setup();
+    CHECK(ratelimit_redis_command(&route, &req, "10.0.0.1", NULL, &applied, &cmd) > 0);
+    CHECK_INT(applied, 1);
+    redisFreeCommand(cmd);
+}
+
+static void test_no_command_when_no_policy_applies(void)
+{
+    uint8_t applied = 0xff;
+    char *cmd = (char *)"unset";
+
+    setup();
+    policies[0].backend = RL_BACKEND_LOCAL; /* the claim-keyed one lacks its claim */
+    CHECK_INT(ratelimit_redis_command(&route, &req, "10.0.0.1", NULL, &applied, &cmd), 0);
+    CHECK_INT(applied, 0);
+    CHECK(cmd == NULL);
 }
 
 static void test_command_bytes(void)
 {
+    uint8_t applied;
     char *cmd;
     int len;
     static const char expected[] = "*6\r\n$7\r\nEVALSHA\r\n$40\r\n%s\r\n$1\r\n1\r\n"
@@ -58,7 +76,7 @@ static void test_command_bytes(void)
     char want[256];
 
     setup();
-    len = ratelimit_redis_command(&route, 1, &req, "10.0.0.1", NULL, &cmd);
+    len = ratelimit_redis_command(&route, &req, "10.0.0.1", NULL, &applied, &cmd);
     snprintf(want, sizeof want, expected, ratelimit_redis_script_sha());
     CHECK_INT(len, (int)strlen(want));
     CHECK(len > 0 && memcmp(cmd, want, (size_t)len) == 0);
@@ -70,6 +88,7 @@ static void test_command_bytes(void)
 static void test_long_key_is_hashed(void)
 {
     char text[600], *cmd;
+    uint8_t applied;
     struct http_request long_req;
     struct http_error err;
     int len;
@@ -77,7 +96,7 @@ static void test_long_key_is_hashed(void)
     setup();
     snprintf(text, sizeof text, "GET / HTTP/1.1\r\nHost: a\r\nX-Key: %0300d\r\n\r\n", 7);
     CHECK(http1_parse_request(text, strlen(text), &long_req, &err) > 0);
-    len = ratelimit_redis_command(&route, 1, &long_req, "ip", NULL, &cmd);
+    len = ratelimit_redis_command(&route, &long_req, "ip", NULL, &applied, &cmd);
     CHECK(len > 0);
     /* "ringgate:rl:by_key:sha256:" + 64 hex digits */
     CHECK(len > 0 && memmem(cmd, (size_t)len, "$90\r\nringgate:rl:by_key:sha256:", 31) != NULL);
@@ -185,6 +204,7 @@ static void test_fallbacks(void)
 int main(void)
 {
     RUN(test_policies_that_apply);
+    RUN(test_no_command_when_no_policy_applies);
     RUN(test_command_bytes);
     RUN(test_long_key_is_hashed);
     RUN(test_verdicts);
