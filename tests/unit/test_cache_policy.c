@@ -4,6 +4,7 @@
 
 #include "cache_policy.h"
 #include "http1.h"
+#include "heads.h"
 #include "test.h"
 
 #define T0 INT64_C(1700000000) /* some instant; Dates below are relative to it */
@@ -18,19 +19,6 @@ struct req {
     char buf[8192];
     struct http_request r;
 };
-
-static size_t crlf(char *out, size_t cap, const char *text)
-{
-    size_t n = 0;
-
-    for (; *text && n + 4 < cap; text++) {
-        if (*text == '\n') out[n++] = '\r';
-        out[n++] = *text;
-    }
-    out[n++] = '\r';
-    out[n++] = '\n';
-    return n;
-}
 
 static const struct http_response *response(struct resp *h, const char *text)
 {

@@ -9,6 +9,7 @@
 
 #include "cache_store.h"
 #include "http1.h"
+#include "heads.h"
 #include "test.h"
 
 #define T0 INT64_C(1700000000)
@@ -27,19 +28,6 @@ struct resp {
     char buf[2048];
     struct http_response r;
 };
-
-static size_t crlf(char *out, size_t cap, const char *text)
-{
-    size_t n = 0;
-
-    for (; *text && n + 4 < cap; text++) {
-        if (*text == '\n') out[n++] = '\r';
-        out[n++] = *text;
-    }
-    out[n++] = '\r';
-    out[n++] = '\n';
-    return n;
-}
 
 /* Failures seen by the worker threads (CHECK is not thread-safe). */
 static atomic_int thread_failures;
