@@ -218,11 +218,12 @@ raise_nofile() { # n
     ulimit -Sn "$n" 2>/dev/null || return 1
 }
 
-# nginx_conf FILE NAME WORKERS CONNECTIONS [RLIMIT_NOFILE] < http-block-body
+# nginx_conf FILE NAME WORKERS CONNECTIONS [RLIMIT_NOFILE] [EVENTS] < http-block-body
 # A configuration in the foreground (daemon off), pid and error log in WORK,
-# access log off, temporary files in WORK/tmp-NAME.
+# access log off, temporary files in WORK/tmp-NAME; EVENTS: more directives
+# for the events block.
 nginx_conf() {
-    local file=$1 name=$2 workers=$3 conns=$4 rlimit=${5:-}
+    local file=$1 name=$2 workers=$3 conns=$4 rlimit=${5:-} events=${6:-}
     {
         echo "worker_processes $workers;"
         [ -n "$rlimit" ] && echo "worker_rlimit_nofile $rlimit;"
@@ -230,7 +231,7 @@ nginx_conf() {
 daemon off;
 pid $WORK/$name.pid;
 error_log $WORK/$name.err warn;
-events { worker_connections $conns; }
+events { worker_connections $conns; $events }
 http {
     access_log off;
     client_body_temp_path $WORK/tmp-$name-body;
