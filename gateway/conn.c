@@ -429,17 +429,29 @@ void conn_send(struct conn *c)
     c->pending++;
 }
 
-/* Connection: close. Stop writing, then read and drop what the client
- * still sends for a while, so that closing with unread input does not
- * reset the connection before the client has read our answer. */
-static void conn_linger(struct conn *c)
+static void shut_write(struct conn *c)
 {
     struct io_uring_sqe *sqe = worker_sqe(c->w);
 
-    c->state = CS_LINGER;
-    io_uring_prep_shutdown(sqe, c->fd, SHUT_WR); /* before the receive below */
+    io_uring_prep_shutdown(sqe, c->fd, SHUT_WR);
     io_uring_sqe_set_data64(sqe, op_data(c, OP_CLIENT_SHUTDOWN));
     c->pending++;
+    c->x->write_shut = true;
+}
+
+/* Connection: close. Stop writing, then read and drop what the client
+ * still sends for a while, so that closing with unread input does not
+ * reset the connection before the client has read our answer. Over TLS a
+ * close_notify goes first (the end of the stream, as opposed to a
+ * truncation): the completion of its send shuts the write side. */
+static void conn_linger(struct conn *c)
+{
+    c->state = CS_LINGER;
+    c->x->write_shut = false;
+    if (c->tls)
+        tls_io_close_notify(c);
+    if (!c->send_armed)
+        shut_write(c); /* before the receive below */
     buf_free(&c->x->out, &c->w->pool);
     c->in.start = c->in.end = 0;
     timer_arm(&c->w->timers, &c->timer, c->w->now + LINGER_MS);
@@ -1273,8 +1285,11 @@ static void on_send(struct conn *c, int res)
         return;
     }
     if (c->tls) {
-        if (!tls_io_on_sent(c, res))
+        if (!tls_io_on_sent(c, res)) {
+            if (c->state == CS_LINGER && !c->send_armed && !c->x->write_shut)
+                shut_write(c); /* the close_notify is out */
             return;
+        }
     } else {
         c->x->bytes_out += (uint64_t)res;
         if (!outmsg_advance(&c->x->om, (size_t)res)) {

@@ -110,6 +110,7 @@ struct exchange {
     struct outmsg om_tls;      /* ciphertext being sent */
     bool tls_plain_sending;    /* c->x->om is going through the engine */
     bool close_when_sent;      /* a TLS alert is on its way: close after it */
+    bool write_shut;           /* lingering: SHUT_WR is in the ring */
 
     /* The current exchange. */
     const struct config *cfg;
@@ -297,6 +298,8 @@ void tls_io_send(struct conn *c);
 /* A ciphertext send completed (res > 0); true when c->x->om is all sent. */
 bool tls_io_on_sent(struct conn *c, int res);
 void tls_io_flush(struct conn *c);
+/* The end of the stream: a close_notify, sent; sets c->send_armed. */
+void tls_io_close_notify(struct conn *c);
 /* Shared with upstream connections: the engine's pending ciphertext into
  * cipher (false when there is none), and as much of om into the engine as
  * it takes (-1 on error; *accepted counts the bytes). */

@@ -87,6 +87,12 @@ void tls_io_flush(struct conn *c)
     c->pending++;
 }
 
+void tls_io_close_notify(struct conn *c)
+{
+    if (tls_shutdown(c->tls) == 0)
+        tls_io_flush(c);
+}
+
 /* Moves as much of c->x->om into the engine as it takes. -1 on error. */
 static int write_plaintext(struct conn *c)
 {

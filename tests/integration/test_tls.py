@@ -7,6 +7,8 @@ import os
 import re
 import shutil
 import signal
+import socket
+import ssl
 import subprocess
 import time
 import urllib.request
@@ -132,6 +134,25 @@ def test_session_resumption(tls_gw, certs, tmp_path, flag):
     second = s_client(tls_gw, certs, flag, "-servername", "a.example.com", "-sess_in", sess,
                       "-ign_eof", data=req)
     assert "Reused, TLSv1." in second, second
+
+
+def test_connection_close_ends_with_close_notify(tls_gw, certs):
+    # The end of the stream is a TLS close_notify, not a bare TCP FIN, so a
+    # client can tell a whole answer from a truncated one.
+    ctx = ssl.create_default_context(cafile=os.path.join(certs, "ca.pem"))
+    ctx.options &= ~getattr(ssl, "OP_IGNORE_UNEXPECTED_EOF", 0)  # set by default
+    with socket.create_connection(("127.0.0.1", tls_gw.port), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname="a.example.com",
+                             suppress_ragged_eofs=False) as s:
+            s.sendall(b"GET /echo HTTP/1.1\r\nHost: a.example.com\r\n"
+                      b"Connection: close\r\n\r\n")
+            data = b""
+            while True:
+                chunk = s.recv(65536)  # an SSLError when closed without close_notify
+                if not chunk:
+                    break
+                data += chunk
+    assert data.startswith(b"HTTP/1.1 200"), data[:200]
 
 
 def test_plain_http_on_tls_port_is_answered_and_counted(tls_gw):
