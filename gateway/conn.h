@@ -298,7 +298,8 @@ void tls_io_send(struct conn *c);
 /* A ciphertext send completed (res > 0); true when c->x->om is all sent. */
 bool tls_io_on_sent(struct conn *c, int res);
 void tls_io_flush(struct conn *c);
-/* The end of the stream: a close_notify, sent; sets c->send_armed. */
+/* The end of the stream: a close_notify into the engine and its send into
+ * the ring (c->send_armed), unless the session cannot end cleanly. */
 void tls_io_close_notify(struct conn *c);
 /* Shared with upstream connections: the engine's pending ciphertext into
  * cipher (false when there is none), and as much of om into the engine as

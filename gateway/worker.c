@@ -640,6 +640,7 @@ static void *worker_main(void *arg)
     for (uint64_t until = clock_ms() + 1000;
          (w->n_upconns || w->redis_socks) && clock_ms() < until;)
         loop_turn(w);
+    io_uring_submit(&w->ring); /* the closes queued by the last turn */
     return NULL;
 }
 
@@ -705,7 +706,6 @@ void worker_destroy(struct worker *w)
     free(w->listens);
     if (w->ring.ring_fd > 0) {
         upstreams_destroy(w);
-        io_uring_submit(&w->ring); /* the closes upstreams_destroy queued */
         io_uring_queue_exit(&w->ring);
     }
     if (w->buf_ring)
