@@ -98,6 +98,7 @@ def settled_metrics(admin, name, labels, want, seconds=3.0):
         time.sleep(0.05)
 
 
+@pytest.mark.timeout(240)  # 80 starts and stops: ~30 s under the sanitizers
 def test_admin_listens_once_the_public_port_does(work_dir, origin):
     """Start-up scripts wait for the public port, then ask the admin
     listener: it must be listening by then. (It was bound after the public
