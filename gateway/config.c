@@ -723,6 +723,19 @@ static void set_listener_cap(struct loader *ld, const char *key, yaml_node_t *va
     if (expect_uint(ld, key, value, 1u << 30, &n)) *(unsigned *)field = (unsigned)n;
 }
 
+/* Whole seconds, as TCP_DEFER_ACCEPT takes them (a part of one counts as
+ * one); at most a minute. */
+static void set_deferred_accept(struct loader *ld, const char *key, yaml_node_t *value, void *field)
+{
+    uint64_t ms;
+
+    if (!parse_duration_at(ld, key, value, &ms)) return;
+    if (ms > 60000)
+        report(ld, value, "'%s' is at most 60s", key);
+    else
+        *(unsigned *)field = (unsigned)((ms + 999) / 1000);
+}
+
 /* ---- listeners[].tls ---- */
 
 #define TLS_MAX_CERTIFICATES 32
@@ -875,6 +888,7 @@ static const struct key_rule listener_rules[] = {
     WHOLE_REQUIRED("listen", parse_listen),
     KEY("max_tunnels", set_listener_cap, struct listener_conf, max_tunnels),
     KEY("max_connections", set_listener_cap, struct listener_conf, max_connections),
+    KEY("deferred_accept", set_deferred_accept, struct listener_conf, deferred_accept_s),
     WHOLE("tls", parse_tls),
     END_RULES,
 };

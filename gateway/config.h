@@ -46,6 +46,7 @@ struct listener_conf {
     char *listen; /* as written, e.g. "0.0.0.0:8080" */
     unsigned max_tunnels; /* concurrent WebSocket tunnels, all workers; 0: no cap */
     unsigned max_connections; /* client connections, all workers; 0: no cap */
+    unsigned deferred_accept_s; /* TCP_DEFER_ACCEPT seconds; 0: off */
     struct tls_context *tls; /* NULL: plain TCP */
     struct sockaddr_any addr;
 };

@@ -105,6 +105,16 @@ int worker_probe_kernel(char *err, size_t err_size)
     return ret;
 }
 
+/* deferred_accept: the kernel completes an accept only once the client
+ * has sent something (or the time is up), so that the first receive finds
+ * the request instead of arming a poll and waking the worker again. */
+static int listen_set_deferred(int fd, const struct listener_conf *lc)
+{
+    int secs = (int)lc->deferred_accept_s;
+
+    return setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &secs, sizeof(secs));
+}
+
 int listen_open(const struct listener_conf *lc, char *err, size_t err_size)
 {
     int one = 1;
@@ -116,7 +126,8 @@ int listen_open(const struct listener_conf *lc, char *err, size_t err_size)
      * system call per connection. */
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0 ||
+        listen_set_deferred(fd, lc) < 0)
         goto fail;
     if (lc->addr.ss.ss_family == AF_INET6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
@@ -386,6 +397,9 @@ static int switch_listeners(struct worker *w, const struct config *next)
             for (size_t j = 0; j < w->n_listens; j++)
                 if (w->listens[j] == ls)
                     w->listens[j] = NULL;
+            if (ls->conf->deferred_accept_s != lc->deferred_accept_s &&
+                listen_set_deferred(ls->fd, lc) < 0)
+                log_warn("listener %s: deferred_accept: %s", lc->name, strerror(errno));
             ls->conf = lc;
         } else {
             ls = listen_socket_new(w, lc, w->new_listen_fds[i]);

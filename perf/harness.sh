@@ -24,6 +24,10 @@
 #                   small 16k 1m close c1000: an optimisation's before/after
 #                   in one run
 #   KEEP_WORK=1     keep the temporary directory (configurations, logs)
+#   DEFERRED="ringgate haproxy"  the proxies whose plain listener defers accepting
+#                   until the first bytes (ringgate `deferred_accept: 1s`,
+#                   nginx `listen ... deferred`, HAProxy `defer-accept`): each
+#                   proxy where it measured faster (docs/performance.md)
 #
 # The default full run takes about 13 minutes. Everything is on 127.0.0.1
 # (ports in 18000-18099), every process is started by this script, recorded by
@@ -58,6 +62,11 @@ WARMUP=1
 IDLE_N=${IDLE_N:-10000}
 IDLE_BIG=${IDLE_BIG:-100000}
 RESULTS=${RESULTS:-perf/results}
+DEFERRED=${DEFERRED-ringgate haproxy}
+deferred() { # proxy: true when its plain listener defers accepting
+    case " $DEFERRED " in *" $1 "*) return 0 ;; esac
+    return 1
+}
 BIN=${RINGGATE_BIN:-build/ringgate}
 BASE_BIN=${BASELINE_BIN:-}
 PY=/usr/bin/python3
@@ -237,7 +246,7 @@ nginx_proxy_conf() { # file name workers port tls-port(or -) origin-port connect
     client_body_buffer_size 64k;
     proxy_cache_path $WORK/cache-$2 levels=1:2 keys_zone=cache_${2//-/_}:16m max_size=256m inactive=1h;
     upstream origin { server 127.0.0.1:$6; keepalive 64; keepalive_requests 1000000; keepalive_timeout 120s; }
-    server { listen 127.0.0.1:$4 reuseport backlog=4096; location / { proxy_pass http://origin; }
+    server { listen 127.0.0.1:$4 reuseport backlog=4096$(deferred nginx && echo " deferred"); location / { proxy_pass http://origin; }
              location /cache/ { proxy_pass http://origin; proxy_cache cache_${2//-/_};
                                 add_header X-Cache \$upstream_cache_status; } }
     $tls
@@ -251,7 +260,7 @@ haproxy_proxy_conf() { # file threads port tls-port(or -) origin-port maxconn
     [ "$4" != - ] && tls="    bind 127.0.0.1:$4 ssl crt $WORK/tls/both.pem"
     haproxy_conf "$1" "$2" "$6" <<HAP
 frontend fe
-    bind 127.0.0.1:$3
+    bind 127.0.0.1:$3$(deferred haproxy && echo " defer-accept")
 $tls
     option forwardfor
     http-request set-header X-Forwarded-Proto https if { ssl_fc }
@@ -279,7 +288,7 @@ ringgate_proxy_conf() { # file workers port tls-port(or -) origin-port admin(or 
     [ "$admin" = - ] && admin=
     {
         echo "listeners:"
-        echo "  - {name: plain, listen: 127.0.0.1:$3}"
+        echo "  - {name: plain, listen: 127.0.0.1:$3$(deferred ringgate && echo ", deferred_accept: 1s")}"
         [ "$4" != - ] && cat <<RG
   - name: tls
     listen: 127.0.0.1:$4

@@ -1,5 +1,6 @@
 """Operations: the admin listener (/healthz, /readyz, /metrics), the access
-log, SIGHUP reloads, SIGUSR1 log reopening and the SIGTERM drain."""
+log, SIGHUP reloads, SIGUSR1 log reopening, the SIGTERM drain, and listener
+socket options."""
 
 import json
 import os
@@ -12,7 +13,7 @@ import urllib.request
 
 import pytest
 
-from conftest import Gateway, free_port, request_bytes
+from conftest import Conn, Gateway, free_port, request_bytes
 
 CONFIG = """\
 workers: 2
@@ -387,3 +388,36 @@ def test_reloads_moving_a_route_lose_no_request(work_dir, origin, origin_b):
         g.stop()
     assert failures == []
     assert len(served) >= 12  # traffic flowed through all six reloads
+
+
+DEFERRED = """\
+workers: 1
+access_log: "off"
+admin: {{listen: "127.0.0.1:{admin}"}}
+listeners:
+  - {{name: deferred, listen: "127.0.0.1:{port}", deferred_accept: 5s}}
+  - {{name: at_once, listen: "127.0.0.1:{second}"}}
+upstreams: [{{name: origin, endpoints: ["127.0.0.1:{origin}"]}}]
+routes: [{{match: {{prefix: /o/}}, upstream: origin}}]
+"""
+
+
+def test_deferred_accept_waits_for_the_first_bytes(work_dir, origin):
+    values = dict(origin=origin.port, admin=free_port(), second=free_port())
+    g = Gateway(work_dir, "ops_deferred", DEFERRED, **values)
+    g.start()
+
+    def active(listener):
+        text = http_get(values["admin"], "/metrics")[1]
+        return metric(text, "ringgate_connections_active", listener=listener) or 0
+
+    try:
+        with Conn(g.port) as quiet, Conn(values["second"]):
+            time.sleep(0.5)
+            assert active("at_once") == 1  # accepted without a byte
+            assert active("deferred") == 0  # still the kernel's
+            quiet.send(request_bytes("GET", "/o/echo"))
+            assert quiet.read_response().status == 200
+            assert active("deferred") == 1
+    finally:
+        g.stop()

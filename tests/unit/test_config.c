@@ -479,6 +479,23 @@ static void test_rate_limits(void)
     CHECK_ERROR(3, "t.yaml:6:40: unknown rate limit 'zz'");
 }
 
+static void test_deferred_accept(void)
+{
+    struct config *cfg = load("listeners: [{listen: 127.0.0.1:8080, deferred_accept: 1500ms},\n"
+                              "            {listen: 127.0.0.1:8081}]\n");
+
+    CHECK(cfg != NULL);
+    if (cfg) {
+        CHECK_INT(cfg->listeners[0].deferred_accept_s, 2); /* whole seconds, rounded up */
+        CHECK_INT(cfg->listeners[1].deferred_accept_s, 0); /* off by default */
+    }
+    config_free(cfg);
+    load_bad("listeners: [{listen: 127.0.0.1:8080, deferred_accept: 2m}]\n");
+    CHECK_ERROR(0, "t.yaml:1:55: 'deferred_accept' is at most 60s");
+    load_bad("listeners: [{listen: 127.0.0.1:8080, deferred_accept: soon}]\n");
+    CHECK_ERROR(0, "t.yaml:1:55: 'deferred_accept': invalid duration 'soon'");
+}
+
 static void test_wrong_types(void)
 {
     load_bad(LISTENER "limits: 5\n");
@@ -892,6 +909,7 @@ int main(void)
         return 1;
     }
     RUN(test_defaults);
+    RUN(test_deferred_accept);
     RUN(test_full_config);
     RUN(test_access_log);
     RUN(test_unknown_keys);
