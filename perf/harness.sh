@@ -27,7 +27,7 @@
 #   DEFERRED="ringgate haproxy"  the proxies whose plain listener defers accepting
 #                   until the first bytes (ringgate `deferred_accept: 1s`,
 #                   nginx `listen ... deferred`, HAProxy `defer-accept`): each
-#                   proxy where it measured faster (docs/performance.md)
+#                   proxy where it measured better (docs/performance.md)
 #
 # The default full run takes about 13 minutes. Everything is on 127.0.0.1
 # (ports in 18000-18099), every process is started by this script, recorded by
