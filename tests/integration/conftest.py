@@ -45,6 +45,17 @@ def require_binary():
     return path
 
 
+def wait_until(predicate, seconds=5.0, step=0.05):
+    """True once predicate() holds, checked every `step` seconds and once more
+    at the deadline; False when it never did."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return predicate()
+
+
 def free_port():
     """A TCP port nobody listens on right now (bound then released)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:

@@ -13,7 +13,7 @@ import urllib.request
 
 import pytest
 
-from conftest import Conn, Gateway, free_port, request_bytes
+from conftest import Conn, Gateway, free_port, request_bytes, wait_until
 
 CONFIG = """\
 workers: 2
@@ -76,15 +76,6 @@ def ops(work_dir, origin, request):
 def rewrite(g, text):
     with open(g.config_path, "w") as f:
         f.write(text)
-
-
-def wait_for(predicate, seconds=5.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def settled_metrics(admin, name, labels, want, seconds=3.0):
@@ -153,7 +144,7 @@ def test_access_log_lines(ops):
     ops.request("GET", "/o/echo?x=1", headers=[("X-Request-Id", "abc-123")])
     ops.request("GET", "/missing")
     path = ops.values["log"]
-    assert wait_for(lambda: os.path.exists(path) and len(open(path).readlines()) >= 2)
+    assert wait_until(lambda: os.path.exists(path) and len(open(path).readlines()) >= 2)
     # Workers buffer their own lines: the file is not in request order.
     lines = sorted((json.loads(line) for line in open(path)), key=lambda l: l["path"] != "/o/echo?x=1")
     first = lines[0]
@@ -171,12 +162,12 @@ def test_access_log_lines(ops):
 def test_sigusr1_reopens_access_log(ops):
     path = ops.values["log"]
     ops.request("GET", "/o/echo")
-    assert wait_for(lambda: os.path.exists(path) and os.path.getsize(path) > 0)
+    assert wait_until(lambda: os.path.exists(path) and os.path.getsize(path) > 0)
     os.rename(path, path + ".1")
     os.kill(ops.pid, signal.SIGUSR1)
-    assert wait_for(lambda: os.path.exists(path))
+    assert wait_until(lambda: os.path.exists(path))
     ops.request("GET", "/o/echo?after")
-    assert wait_for(lambda: "after" in open(path).read())
+    assert wait_until(lambda: "after" in open(path).read())
     assert "after" not in open(path + ".1").read()
 
 
@@ -207,7 +198,7 @@ def test_reload_adds_listener_and_keeps_serving(ops):
                     return True
             except OSError:
                 return False
-        assert wait_for(second_up), ops.log_text()
+        assert wait_until(second_up), ops.log_text()
         time.sleep(0.3)
     finally:
         done.set()
@@ -229,7 +220,7 @@ def test_reload_rejects_bad_file_and_keeps_old(ops):
     rewrite(ops, ops.config_text + "bogus_key: 1\n")
     mark = ops.log_size()
     os.kill(ops.pid, signal.SIGHUP)
-    assert wait_for(lambda: "reload rejected" in ops.log_text(mark)), ops.log_text(mark)
+    assert wait_until(lambda: "reload rejected" in ops.log_text(mark)), ops.log_text(mark)
     log = ops.log_text(mark)
     line_no = ops.config_text.count("\n") + 1
     assert re.search(r"%s:%d:1: .*bogus_key" % (re.escape(ops.config_path), line_no), log), log
@@ -252,10 +243,10 @@ def test_reload_removes_listener(ops):
                 return True
         except OSError:
             return False
-    assert wait_for(accepts)
+    assert wait_until(accepts)
     rewrite(ops, ops.config_text)
     os.kill(ops.pid, signal.SIGHUP)
-    assert wait_for(lambda: not accepts()), ops.log_text()
+    assert wait_until(lambda: not accepts()), ops.log_text()
     assert ops.request("GET", "/o/echo").status == 200
 
 
@@ -285,7 +276,7 @@ def test_sigterm_drains_in_flight_and_readyz_turns_503(ops):
     t.start()
     time.sleep(0.3)
     os.kill(ops.pid, signal.SIGTERM)
-    assert wait_for(lambda: http_get(admin, "/readyz")[0] == 503, 2)
+    assert wait_until(lambda: http_get(admin, "/readyz")[0] == 503, 2)
     # No new connections once draining.
     time.sleep(0.3)
     with pytest.raises(OSError):
@@ -380,7 +371,7 @@ def test_reloads_moving_a_route_lose_no_request(work_dir, origin, origin_b):
             def routed():
                 echo = g.request("GET", "/o/echo", timeout=5).json()
                 return echo.get("origin_port") == want
-            assert wait_for(routed, 5), "reload %d did not move the route" % i
+            assert wait_until(routed, 5), "reload %d did not move the route" % i
     finally:
         done.set()
         for t in threads:

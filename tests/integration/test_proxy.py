@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from conftest import (Conn, chunked_body, echo_header, header_pairs, pattern_bytes,
-                      request_bytes, sha256)
+                      request_bytes, sha256, wait_until)
 
 METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
 
@@ -509,13 +509,6 @@ def gateway_holds_socket(gw_port, client_port):
     return False
 
 
-def until(predicate, seconds):
-    deadline = time.monotonic() + seconds
-    while not predicate() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return predicate()
-
-
 def test_connection_close_closes_without_waiting_for_the_client(gw):
     # The client asked to close and sent nothing more: as nginx, no lingering
     # (the client's own close would otherwise wake the gateway for nothing).
@@ -524,7 +517,7 @@ def test_connection_close_closes_without_waiting_for_the_client(gw):
         assert c.read_response().status == 200
         assert c.closed_within(3)
         client_port = c.sock.getsockname()[1]
-        assert until(lambda: not gateway_holds_socket(gw.port, client_port), 1.0)
+        assert wait_until(lambda: not gateway_holds_socket(gw.port, client_port), 1.0)
 
 
 def test_closing_a_client_that_did_not_ask_lingers(gw):

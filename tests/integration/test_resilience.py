@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from conftest import Gateway, Origin, free_port
+from conftest import Gateway, Origin, free_port, wait_until
 
 
 def scrape(port):
@@ -110,15 +110,6 @@ routes:
   - match: {{prefix: /}}
     upstream: checked
 """
-
-
-def wait_until(pred, seconds):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def test_health_checks_take_endpoint_out_and_back(work_dir, gateway_factory, origin):

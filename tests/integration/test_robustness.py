@@ -19,7 +19,7 @@ import time
 import pytest
 
 from conftest import (HERE, Conn, Origin, ProtocolError, assert_json_error, free_port,
-                      request_bytes)
+                      request_bytes, wait_until)
 
 EVIL_PY = os.path.join(HERE, "evil_origin.py")
 IDLE_TIMEOUT = 2.0  # limits.idle_timeout below: what cuts off a client that does not read
@@ -97,15 +97,6 @@ def active_connections(g):
         text = c.read_response().body.decode()
     m = re.search(r'^ringgate_connections_active\{listener="public"\} (\d+)$', text, re.M)
     return int(m.group(1)) if m else 0
-
-
-def wait_until(cond, seconds, step=0.05):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(step)
-    return cond()
 
 
 def evil_stats(evil_origin, name):
